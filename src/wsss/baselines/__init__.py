@@ -1,0 +1,1 @@
+"""Reference baselines that measure the benchmark itself (not WSSS methods)."""

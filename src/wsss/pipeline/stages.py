@@ -1,0 +1,125 @@
+"""The stages of the main job, each reading the previous stages' files from the run directory."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wsss.baselines.colour import ColourClassifier
+from wsss.data.base import SegmentationDataset
+from wsss.data.registry import create_dataset
+from wsss.engine import dist_info, pending, shard
+from wsss.engine.progress import track
+from wsss.engine.runner import Stage
+from wsss.errors import WsssError
+from wsss.io.atomic import atomic_write_text
+from wsss.io.palette import write_label_png
+from wsss.io.rundir import RunDir
+
+
+@dataclass
+class Context:
+    """What every stage sees: the resolved configuration and the run directory."""
+
+    config: dict[str, Any]
+    rundir: RunDir
+    progress: bool = True
+
+    @property
+    def path(self) -> Path:
+        return self.rundir.path
+
+    @property
+    def data_root(self) -> Path:
+        root = self.config["data"].get("root")
+        return Path(root) if root else self.path / "data"
+
+    def dataset(self, split: str) -> SegmentationDataset:
+        return create_dataset(self.config["data"]["dataset"], root=self.data_root, split=split)
+
+    def predictions(self) -> dict[str, Path]:
+        """Prediction folders (``<run>/<method>/val``) of the methods run so far, by name."""
+        return {
+            name: self.path / folder / "val"
+            for name, folder in PREDICTION_FOLDERS.items()
+            if (self.path / folder / "val").is_dir()
+        }
+
+
+PREDICTION_FOLDERS = {"colour-only (supervised, oracle labels)": "colour_baseline"}
+
+
+def stage_data(ctx: Context) -> dict[str, Any]:
+    """Generate the benchmark into the run directory, or check a given dataset root."""
+    cfg = ctx.config["data"]
+    if cfg.get("root"):
+        train, val = ctx.dataset("train"), ctx.dataset("val")
+        return {"root": str(ctx.data_root), "train": len(train), "val": len(val)}
+    if cfg["dataset"] != "synthetic":
+        raise WsssError(f"data.root is required for dataset {cfg['dataset']!r}")
+    from wsss.synth.generate import generate_benchmark
+
+    meta = generate_benchmark(
+        ctx.data_root,
+        n_train=int(cfg["train"]),
+        n_val=int(cfg["val"]),
+        size=int(cfg["size"]),
+        seed=int(ctx.config["seed"]),
+        progress=ctx.progress,
+    )
+    return {"root": str(ctx.data_root), "train": cfg["train"], "val": cfg["val"],
+            "classes": meta["classes"]}  # fmt: skip
+
+
+def stage_colour_baseline(ctx: Context) -> dict[str, Any]:
+    """Fit colour histograms on the train masks and label the val images (see baselines.colour)."""
+    train, val = ctx.dataset("train"), ctx.dataset("val")
+    model = ColourClassifier(num_classes=train.classes.num_classes).fit(train)
+    out = ctx.path / PREDICTION_FOLDERS["colour-only (supervised, oracle labels)"] / "val"
+    info = dist_info()
+    todo = pending(shard(val.ids, info.rank, info.world), lambda i: out / f"{i}.png")
+    for image_id in track(todo, description="colour baseline", enabled=ctx.progress):
+        sample = val.load(image_id)
+        present = np.flatnonzero(sample.labels) + val.classes.offset
+        write_label_png(out / f"{image_id}.png", model.predict(sample.image, present))
+    return {"predictions": str(out)}
+
+
+def stage_evaluate(ctx: Context) -> dict[str, Any]:
+    """Score every prediction folder of the run on the val split."""
+    from wsss.metrics.evaluate import evaluate_predictions
+
+    val = ctx.dataset("val")
+    cfg = ctx.config["evaluation"]
+    results = {}
+    for name, folder in ctx.predictions().items():
+        results[name] = evaluate_predictions(
+            val,
+            folder,
+            pred_ignore=cfg["pred_ignore"],
+            tolerance=int(cfg["boundary_tolerance"]),
+            progress=ctx.progress,
+        )
+    target = ctx.path / "metrics" / "val.json"
+    atomic_write_text(target, json.dumps(results, indent=2) + "\n")
+    return {"metrics": str(target), "methods": list(results)}
+
+
+def stage_report(ctx: Context) -> dict[str, Any]:
+    """Write report.md, metrics.json and the sample grid."""
+    from wsss.viz.report import write_report
+
+    paths = write_report(ctx)
+    return {k: str(v) for k, v in paths.items()}
+
+
+STAGES: list[Stage] = [
+    Stage("data", stage_data, "generate the shipped benchmark (or check the dataset root)"),
+    Stage("colour_baseline", stage_colour_baseline, "colour-only reference classifier"),
+    Stage("evaluate", stage_evaluate, "mIoU and boundary F of every method on val"),
+    Stage("report", stage_report, "report.md, metrics.json, figures"),
+]

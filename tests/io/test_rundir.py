@@ -1,0 +1,18 @@
+from pathlib import Path
+
+from wsss.io.rundir import RunDir
+
+
+def test_config_and_stage_records(tmp_path: Path):
+    run = RunDir(tmp_path / "run")
+    assert run.load_config() is None
+    run.save_config({"seed": 3, "data": {"train": 5}})
+    assert run.load_config() == {"seed": 3, "data": {"train": 5}}
+    assert not run.stage_done("data")
+    run.record_stage("data", seconds=1.23456, outputs={"n": 5})
+    assert run.stage_done("data")
+    manifest = run.manifest()
+    assert manifest["stages"]["data"] == {"status": "done", "seconds": 1.235, "n": 5}
+    assert manifest["environment"]["torch"]
+    run.clear_stage("data")
+    assert not run.stage_done("data")

@@ -1,0 +1,35 @@
+import numpy as np
+import pytest
+
+from wsss.io.palette import VOC_PALETTE
+from wsss.viz import cam_heatmap, make_grid, overlay_cam, overlay_labels
+
+
+def test_heatmap_ends_and_monotone_red():
+    h = cam_heatmap(np.linspace(0, 1, 7)[None, :])
+    assert h[0, 0].tolist() == [0, 0, 128]
+    assert h[0, -1].tolist() == [128, 0, 0]
+    assert cam_heatmap(np.array([[np.nan, 2.0]]))[0, 1].tolist() == [128, 0, 0]
+
+
+def test_overlay_labels_keeps_background():
+    image = np.full((2, 2, 3), 100, np.uint8)
+    label = np.array([[0, 1], [255, 0]])
+    out = overlay_labels(image, label, alpha=1.0)
+    assert out[0, 0].tolist() == [100, 100, 100]
+    assert out[0, 1].tolist() == VOC_PALETTE[1].tolist()
+    assert out[1, 0].tolist() == [162, 162, 146]  # half-way to (224,224,192)
+
+
+def test_overlay_shape_check():
+    with pytest.raises(ValueError):
+        overlay_cam(np.zeros((2, 2, 3), np.uint8), np.zeros((3, 2)))
+
+
+def test_grid_layout():
+    a = np.zeros((10, 20, 3), np.uint8)
+    g = make_grid([[a, a], [a]], height=10, pad=2)
+    assert g.shape == (2 * 12 + 2, 2 * 20 + 3 * 2, 3)
+    assert (g[2:12, 2:22] == 0).all() and (g[0:2] == 255).all()
+    titled = make_grid([[a]], titles=["x"], height=10)
+    assert titled.shape[0] == g.shape[0] - 12 + 14
