@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_OUT ?= runs/demo
+# torch's OpenMP threads spin-wait by default; on a shared 2-core machine that costs up to 10x.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: demo test lint clean
 
@@ -14,8 +16,12 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
 	touch $@
 
+# Test extras, plus pydensecrf2 (the reference the dense-CRF agreement tests compare against;
+# it is built from source and needs Cython at build time).
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q "cython>=3,<4" "setuptools>=77,<81"
+	$(BIN)/python -m pip install -q --no-build-isolation "pydensecrf2>=1.1,<2"
 	touch $@
 
 demo: $(VENV)/.installed

@@ -1,3 +1,5 @@
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -28,3 +30,12 @@ def test_temp_keeps_suffix(tmp_path: Path):
         assert tmp.suffix == ".png"
         assert tmp.parent == tmp_path
         tmp.write_bytes(b"")
+
+
+def test_written_file_has_umask_permissions(tmp_path: Path):
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644

@@ -19,7 +19,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
     The temporary file keeps ``path``'s suffix so that writers choosing a format by suffix
     (Pillow, numpy) behave as for the final name. On error the temporary file is removed and
-    ``path`` is left as it was.
+    ``path`` is left as it was. The final file gets the permissions a plain ``open`` would give
+    (``0o666`` less the umask), not ``mkstemp``'s private ``0o600``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -30,11 +31,19 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def _umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -1,0 +1,207 @@
+"""Writing the synthetic benchmark in the PASCAL VOC 2012 layout, resumably and reproducibly.
+
+Layout under ``out``::
+
+    JPEGImages/<id>.jpg                 RGB, JPEG quality 90
+    SegmentationClass/<id>.png          palette PNG: 0 background, 1..K classes, 255 void band
+    SegmentationObject/<id>.png         palette PNG: instance ids in drawing order, 255 void band
+    ImageSets/Segmentation/train.txt    ids, one per line
+    ImageSets/Segmentation/val.txt
+    meta.json                           written last: a folder with meta.json is complete
+
+Image ``k`` of split ``s`` (train 0, val 1) is drawn from its own generator seeded with
+``SeedSequence([seed, s, k])``, so its bytes do not depend on order, resume or sharding.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+from wsss.data.ids import read_id_list
+from wsss.errors import WsssError
+from wsss.io.atomic import atomic_path, atomic_write_text
+from wsss.io.images import read_image, read_label_png
+from wsss.io.palette import colorize, write_label_png
+from wsss.synth.design import GENERATOR_VERSION, SCENES, SYNTH_CLASSES
+from wsss.synth.render import RenderedImage, render_image
+
+SPLITS = ("train", "val")
+JPEG_QUALITY = 90
+META_FILE = "meta.json"
+#: Written first and removed last: the parameters of an unfinished run, checked on resume.
+PARTIAL_FILE = ".synth-partial.json"
+_CONTENT_KEYS = ("generator_version", "seed", "size")
+
+
+def image_id(split: str, index: int) -> str:
+    """The id of image ``index`` of ``split``, e.g. ``train_00042``."""
+    return f"{split}_{index:05d}"
+
+
+def image_rng(seed: int, split_index: int, index: int) -> np.random.Generator:
+    """The generator of one image: ``SeedSequence([seed, split_index, index])``."""
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, split_index, index])))
+
+
+def render_sample(seed: int, split: str, index: int, size: int) -> RenderedImage:
+    """Render image ``index`` of ``split`` exactly as :func:`generate_benchmark` writes it."""
+    return render_image(image_rng(seed, SPLITS.index(split), index), size)
+
+
+def sample_paths(out: Path, sample_id: str) -> tuple[Path, Path, Path]:
+    """The image, class-mask and instance-mask files of one id."""
+    return (
+        out / "JPEGImages" / f"{sample_id}.jpg",
+        out / "SegmentationClass" / f"{sample_id}.png",
+        out / "SegmentationObject" / f"{sample_id}.png",
+    )
+
+
+def _write_sample(out: Path, sample_id: str, rendered: RenderedImage) -> None:
+    """Write the files of one sample that do not exist yet, each atomically."""
+    jpg, cls_png, obj_png = sample_paths(out, sample_id)
+    if not jpg.exists():
+        with atomic_path(jpg) as tmp:
+            Image.fromarray(rendered.image).save(tmp, format="JPEG", quality=JPEG_QUALITY)
+    if not cls_png.exists():
+        write_label_png(cls_png, rendered.label)
+    if not obj_png.exists():
+        write_label_png(obj_png, rendered.instances)
+
+
+def build_meta(*, n_train: int, n_val: int, size: int, seed: int) -> dict[str, Any]:
+    """The content of ``meta.json`` (no timestamps: reruns are byte-identical)."""
+    return {
+        "name": "wsss-synthetic-voc",
+        "generator_version": GENERATOR_VERSION,
+        "seed": seed,
+        "size": size,
+        "counts": {"train": n_train, "val": n_val},
+        "classes": list(SYNTH_CLASSES.names),
+        "scenes": list(SCENES),
+        "jpeg_quality": JPEG_QUALITY,
+        "ignore_index": 255,
+    }
+
+
+def _check_compatible(out: Path, meta: dict[str, Any]) -> None:
+    """Refuse to resume into a folder written with another seed, size or generator version."""
+    for name in (META_FILE, PARTIAL_FILE):
+        path = out / name
+        if not path.is_file():
+            continue
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise WsssError(f"unreadable generator record ({err})", path) from None
+        diff = [k for k in _CONTENT_KEYS if old.get(k) != meta[k]]
+        if diff:
+            found = ", ".join(f"{k}={old.get(k)!r} (asked {meta[k]!r})" for k in diff)
+            raise WsssError(
+                f"folder holds a synthetic benchmark made with {found}",
+                path,
+                hint="choose another output folder or delete this one",
+            )
+
+
+def _check_args(n_train: int, n_val: int, size: int, seed: int) -> None:
+    if n_train < 1 or n_val < 1:
+        raise WsssError(f"need at least one image per split, got n_train={n_train}, n_val={n_val}")
+    if size < 32:
+        raise WsssError(f"image size must be at least 32 pixels, got {size}")
+    if seed < 0:
+        raise WsssError(f"seed must be a non-negative integer, got {seed}")
+
+
+def _dump(data: dict[str, Any]) -> str:
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def generate_benchmark(
+    out: Path, *, n_train: int, n_val: int, size: int = 128, seed: int = 0, progress: bool = True
+) -> dict[str, Any]:
+    """Write the synthetic benchmark under ``out`` in the PASCAL VOC 2012 layout.
+
+    Rerunning on a folder made with the same seed, size and generator version skips the files
+    that exist (resume) and gives byte-identical results; the counts may change (the list files
+    and ``meta.json`` are rewritten, last).
+
+    Args:
+        out: Output folder (created if needed).
+        n_train: Number of ``train`` images (ids ``train_00000``, ...).
+        n_val: Number of ``val`` images.
+        size: Side of the square images in pixels.
+        seed: Base seed; image ``k`` of split ``s`` uses ``SeedSequence([seed, s, k])``.
+        progress: Show a ``rich`` progress bar.
+
+    Returns:
+        The metadata written to ``meta.json``.
+
+    Raises:
+        WsssError: bad arguments, or ``out`` holds a benchmark with another seed/size/version.
+    """
+    _check_args(n_train, n_val, size, seed)
+    out = Path(out)
+    meta = build_meta(n_train=n_train, n_val=n_val, size=size, seed=seed)
+    _check_compatible(out, meta)
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / META_FILE).exists():
+        atomic_write_text(out / PARTIAL_FILE, _dump({k: meta[k] for k in _CONTENT_KEYS}))
+    counts = {"train": n_train, "val": n_val}
+    jobs = [(split, k) for split in SPLITS for k in range(counts[split])]
+    columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeRemainingColumn(), disable=not progress) as bar:
+        task = bar.add_task("synthetic VOC", total=len(jobs))
+        for split, k in jobs:
+            sample_id = image_id(split, k)
+            if not all(p.exists() for p in sample_paths(out, sample_id)):
+                _write_sample(out, sample_id, render_sample(seed, split, k, size))
+            bar.advance(task)
+    lists = out / "ImageSets" / "Segmentation"
+    for split in SPLITS:
+        text = "".join(f"{image_id(split, k)}\n" for k in range(counts[split]))
+        atomic_write_text(lists / f"{split}.txt", text)
+    atomic_write_text(out / META_FILE, _dump(meta))
+    (out / PARTIAL_FILE).unlink(missing_ok=True)
+    return meta
+
+
+def make_grid_figure(root: Path, out_png: Path, n: int = 12, *, columns: int = 4) -> None:
+    """Save a picture of the first ``n`` train images of a benchmark, each beside its mask.
+
+    Each cell shows the image, its mask in the VOC palette (void band cream) and the names of
+    the classes present.
+
+    Args:
+        root: A folder written by :func:`generate_benchmark`.
+        out_png: The PNG to write (atomically).
+        n: Number of images.
+        columns: Image/mask pairs per row.
+    """
+    root = Path(root)
+    ids = read_id_list(root / "ImageSets" / "Segmentation" / "train.txt")[:n]
+    pairs = []
+    for sample_id in ids:
+        jpg, cls_png, _ = sample_paths(root, sample_id)
+        image = read_image(jpg)
+        mask = read_label_png(cls_png, size=image.shape[:2])
+        names = [SYNTH_CLASSES.names[c] for c in np.unique(mask) if 0 < c < 255]
+        pairs.append((np.concatenate([image, colorize(mask)], axis=1), ", ".join(names)))
+    height, width = pairs[0][0].shape[:2]
+    pad, caption = 6, 14
+    rows = -(-len(pairs) // columns)
+    cell_w, cell_h = width + pad, height + caption + pad
+    canvas = Image.new("RGB", (columns * cell_w + pad, rows * cell_h + pad), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for k, (pair, text) in enumerate(pairs):
+        x, y = pad + (k % columns) * cell_w, pad + (k // columns) * cell_h
+        canvas.paste(Image.fromarray(pair), (x, y))
+        draw.text((x, y + height + 1), text, fill=(0, 0, 0))
+    with atomic_path(out_png) as tmp:
+        canvas.save(tmp, format="PNG")
