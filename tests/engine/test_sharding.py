@@ -42,3 +42,23 @@ def test_dist_info_from_environment(monkeypatch):
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "3")
     assert (dist_info().rank, dist_info().world) == (1, 3)
+
+
+def test_pending_removes_only_its_own_stale_temporaries(tmp_path):
+    from wsss.io.atomic import atomic_path
+
+    (tmp_path / "a.png").write_bytes(b"done")
+    with pytest.raises(RuntimeError), atomic_path(tmp_path / "b.png") as tmp:
+        tmp.write_bytes(b"half")
+        left = tmp.with_name(tmp.name.replace(".tmp", "x.tmp"))  # what a kill would leave
+        left.write_bytes(b"half")
+        other = tmp_path / ".c.abc12345.tmp.png"  # another shard's file in progress
+        other.write_bytes(b"busy")
+        decoy = tmp_path / ".b.keep"
+        decoy.write_bytes(b"x")
+        raise RuntimeError
+    assert left.exists()
+    todo = pending(["a", "b"], lambda i: tmp_path / f"{i}.png")
+    assert todo == ["b"]
+    assert not left.exists()
+    assert other.exists() and decoy.exists() and (tmp_path / "a.png").exists()

@@ -33,3 +33,12 @@ def test_grid_layout():
     assert (g[2:12, 2:22] == 0).all() and (g[0:2] == 255).all()
     titled = make_grid([[a]], titles=["x"], height=10)
     assert titled.shape[0] == g.shape[0] - 12 + 14
+
+
+def test_line_plot_is_an_image_that_depends_on_the_data() -> None:
+    from wsss.viz.plot import line_plot
+
+    a = line_plot([0.0, 0.5, 1.0], [10.0, 30.0, 20.0], xlabel="t", ylabel="mIoU")
+    b = line_plot([0.0, 0.5, 1.0], [30.0, 10.0, 20.0], xlabel="t", ylabel="mIoU")
+    assert a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] == 3
+    assert a.shape == b.shape and (a != b).any()

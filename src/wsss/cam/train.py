@@ -134,7 +134,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "long_side": (320, 640), "freeze_bn": True, "freeze_stem": True,
     },
     "small": {
-        "epochs": 20, "batch_size": 16, "lr": 0.1, "weight_decay": 1e-4, "crop": 128,
+        "epochs": 30, "batch_size": 16, "lr": 0.1, "weight_decay": 1e-4, "crop": 128,
         "long_side": (112, 144), "freeze_bn": False, "freeze_stem": False,
     },
 }  # fmt: skip

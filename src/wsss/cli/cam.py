@@ -56,7 +56,7 @@ def train_cam(
         "--freeze-stem/--no-freeze-stem",
         help="ResNet conv1+layer1+2 fixed (default per preset).",
     ),
-    epochs: int | None = typer.Option(None, help="Epochs (IRNet 5; small 20)."),
+    epochs: int | None = typer.Option(None, help="Epochs (IRNet 5; small 30)."),
     batch_size: int | None = typer.Option(None, help="Global batch size (16)."),
     lr: float | None = typer.Option(None, help="Backbone lr, classifier x10 (IRNet 0.1)."),
     weight_decay: float | None = typer.Option(None, help="SGD weight decay (1e-4)."),

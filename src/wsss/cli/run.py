@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -11,6 +12,23 @@ from wsss.engine.runner import Stage, run_stages
 from wsss.errors import WsssError
 from wsss.io.rundir import RunDir
 from wsss.pipeline.config import apply_overrides, load_config
+
+
+def parse_settings(settings: list[str]) -> dict[str, Any]:
+    """``["cam.epochs=5", "seeds.methods=[irnet]"]`` -> ``{"cam.epochs": 5, ...}`` (YAML values).
+
+    Raises:
+        WsssError: an item without ``=`` or with an empty key.
+    """
+    import yaml
+
+    parsed: dict[str, Any] = {}
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise WsssError(f"--set expects KEY=VALUE, got {item!r}")
+        parsed[key.strip()] = yaml.safe_load(value)
+    return parsed
 
 
 def run(
@@ -23,12 +41,16 @@ def run(
     root: Path | None = typer.Option(None, help="Dataset root (instead of generating one)."),
     start: str | None = typer.Option(None, "--from", help="Rerun from this stage on."),
     only: str | None = typer.Option(None, help="Rerun this stage only."),
+    settings: list[str] = typer.Option(
+        [], "--set", help="KEY=VALUE override of any dotted key (YAML value), e.g. cam.epochs=5."
+    ),
 ) -> None:
     """Run every stage; rerunning skips finished stages and finishes interrupted ones."""
     from wsss.pipeline.stages import STAGES, Context
 
     overrides = {"seed": seed, "data.train": train, "data.val": val, "data.size": size,
                  "data.root": None if root is None else str(root)}  # fmt: skip
+    overrides.update(parse_settings(settings))
     resolved = apply_overrides(load_config(config), overrides)
     rundir = RunDir(out)
     previous = rundir.load_config()

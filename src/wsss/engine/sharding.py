@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import os
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -29,5 +32,33 @@ def shard(items: Sequence[T], rank: int, world: int) -> list[T]:
 
 def pending(ids: Sequence[str], output: Callable[[str], Path]) -> list[str]:
     """The ids whose output file does not exist yet (outputs are written atomically, so an
-    existing file is a finished one)."""
-    return [i for i in ids if not output(i).exists()]
+    existing file is a finished one).
+
+    Temporary files that a killed run left beside these ids' outputs (``atomic_path`` names them
+    ``.<stem>.<random>.tmp<suffix>``) are removed. Only the given ids' leftovers are touched, so
+    processes working on other shards of the same folder are not disturbed.
+    """
+    outputs = {i: output(i) for i in ids}
+    remove_stale_temporaries(outputs.values())
+    return [i for i, path in outputs.items() if not path.exists()]
+
+
+def remove_stale_temporaries(paths: Iterable[Path]) -> int:
+    """Delete the leftover temporary files of ``paths`` (see :func:`pending`); returns how many."""
+    wanted: dict[Path, set[str]] = defaultdict(set)
+    for path in paths:
+        wanted[path.parent].add(path.name)
+    removed = 0
+    for folder, names in wanted.items():
+        if not folder.is_dir():
+            continue
+        for entry in os.scandir(folder):
+            head, sep, suffix = entry.name.rpartition(".tmp")
+            if not (sep and head.startswith(".") and "." in head[1:]):
+                continue
+            stem = head[1:].rsplit(".", 1)[0]
+            if stem + suffix in names:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(entry.path)
+                    removed += 1
+    return removed

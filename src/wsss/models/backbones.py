@@ -10,8 +10,8 @@ name          stages (output channels)                    output stride   ImageN
 resnet50      stem, layer1..4 (64, 256, 512, 1024, 2048)  16 (or 8)       IMAGENET1K_V1
 resnet101     stem, layer1..4 (64, 256, 512, 1024, 2048)  16 (or 8)       IMAGENET1K_V1
 vgg16         conv1..conv5 (64, 128, 256, 512, 512)       8 (or 16)       IMAGENET1K_V1
-small         stem, 4 residual stages (32, 32, 64, 128,   8 (or 16)       none
-              256), GroupNorm
+small         stem, 4 residual stages (32, 32, 64, 96,   8 (or 16)       none
+              128), GroupNorm
 ============  ==========================================  ==============  ==================
 """
 
@@ -203,7 +203,7 @@ def small_backbone(
     *,
     pretrained: bool = False,
     output_stride: int = 8,
-    widths: Sequence[int] = (32, 32, 64, 128, 256),
+    widths: Sequence[int] = (32, 32, 64, 96, 128),
 ) -> Backbone:
     """A small residual net with GroupNorm, trained from scratch (the demo's CPU backbone).
 

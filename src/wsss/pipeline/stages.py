@@ -19,6 +19,12 @@ from wsss.errors import WsssError
 from wsss.io.atomic import atomic_write_text
 from wsss.io.palette import write_label_png
 from wsss.io.rundir import RunDir
+from wsss.pipeline.pseudo import (
+    stage_cam,
+    stage_pseudo_evaluate,
+    stage_seeds,
+    stage_train_cam,
+)
 
 
 @dataclass
@@ -120,6 +126,10 @@ def stage_report(ctx: Context) -> dict[str, Any]:
 STAGES: list[Stage] = [
     Stage("data", stage_data, "generate the shipped benchmark (or check the dataset root)"),
     Stage("colour_baseline", stage_colour_baseline, "colour-only reference classifier"),
+    Stage("train_cam", stage_train_cam, "train the CAM classifier on image-level labels"),
+    Stage("cam", stage_cam, "multi-scale CAMs of the training images"),
+    Stage("seeds", stage_seeds, "IRNet and WSGCN seeds from the CAMs"),
+    Stage("pseudo_evaluate", stage_pseudo_evaluate, "CAM sweep and seed quality on train"),
     Stage("evaluate", stage_evaluate, "mIoU and boundary F of every method on val"),
     Stage("report", stage_report, "report.md, metrics.json, figures"),
 ]

@@ -63,8 +63,7 @@ class ClassDesign:
         body: The body, shared with the class's twin.
         part: Discriminative part, a key of the part table in :mod:`wsss.synth.render`.
         part_place: Where the part sits, in words (for the documentation).
-        part_colour: The part's palette colour (jittered per object). Every class has its own,
-            but each is also a scene, clutter and body colour, so colour alone finds no part.
+        part_colour: The part's colour, a key of :data:`PART_COLOURS` (jittered per object).
         scene: Preferred scene, one of :data:`SCENES`.
         companions: Classes that co-occur with this one more often than chance.
     """
@@ -85,22 +84,22 @@ BLOB = BodySpec("blob", ("dots", "noise"), (0.55, 0.78))
 STAR = BodySpec("star", ("gradient", "checker"), (0.85, 1.0))
 
 CLASS_DESIGNS: tuple[ClassDesign, ...] = (
-    ClassDesign("aeroplane", STAR, "bullseye", "ring at the centre", "red", "sky", ("bird",)),
-    ClassDesign("bird", ELLIPSE, "beak", "triangle out of the front tip", "orange", "sky",
+    ClassDesign("aeroplane", STAR, "bullseye", "ring at the centre", "scarlet", "sky", ("bird",)),
+    ClassDesign("bird", ELLIPSE, "beak", "triangle out of the front tip", "amber", "sky",
                 ("aeroplane", "boat")),
-    ClassDesign("boat", CAPSULE, "sail", "triangle up from the top middle", "yellow", "water",
+    ClassDesign("boat", CAPSULE, "sail", "triangle up from the top middle", "cream", "water",
                 ("bird",)),
-    ClassDesign("bus", ROUNDED_RECT, "bar", "upright bar inside the front end", "magenta", "road",
+    ClassDesign("bus", ROUNDED_RECT, "bar", "upright bar inside the front end", "pink", "road",
                 ("car",)),
-    ClassDesign("car", CAPSULE, "wheels", "two discs under the bottom", "dark", "road", ("bus",)),
-    ClassDesign("cat", ELLIPSE, "ears", "two triangles up from the top front", "purple", "indoor",
+    ClassDesign("car", CAPSULE, "wheels", "two discs under the bottom", "navy", "road", ("bus",)),
+    ClassDesign("cat", ELLIPSE, "ears", "two triangles up from the top front", "violet", "indoor",
                 ("pottedplant",)),
-    ClassDesign("cow", BLOB, "horns", "two short bars up from the top front", "white", "grass",
+    ClassDesign("cow", BLOB, "horns", "two short bars up from the top front", "aqua", "grass",
                 ("sheep",)),
-    ClassDesign("pottedplant", STAR, "pot", "trapezoid under the bottom", "green", "indoor",
+    ClassDesign("pottedplant", STAR, "pot", "trapezoid under the bottom", "emerald", "indoor",
                 ("cat",)),
-    ClassDesign("sheep", BLOB, "head", "diamond out of the front tip", "blue", "grass", ("cow",)),
-    ClassDesign("train", ROUNDED_RECT, "cross", "plus sign inside the front end", "cyan", "rails",
+    ClassDesign("sheep", BLOB, "head", "diamond out of the front tip", "lime", "grass", ("cow",)),
+    ClassDesign("train", ROUNDED_RECT, "cross", "plus sign inside the front end", "jade", "rails",
                 ()),
 )  # fmt: skip
 
@@ -127,6 +126,23 @@ PALETTE: dict[str, tuple[int, int, int]] = {
     "dark": (40, 40, 45),
 }
 
+#: Part colours, one per class: saturated colours at least 70 (RGB distance) from every
+#: :data:`PALETTE` colour and 150 from each other. They appear nowhere but on parts, so the part
+#: is the cheap, reliable evidence a classifier finds first (as a cat's face is in VOC), while
+#: the body, in shared palette colours, carries little class evidence.
+PART_COLOURS: dict[str, tuple[int, int, int]] = {
+    "scarlet": (255, 0, 0),
+    "amber": (255, 180, 0),
+    "cream": (240, 255, 135),
+    "pink": (255, 120, 255),
+    "navy": (0, 0, 120),
+    "violet": (120, 0, 255),
+    "aqua": (0, 255, 255),
+    "emerald": (0, 135, 15),
+    "lime": (120, 255, 0),
+    "jade": (75, 195, 135),
+}
+
 #: Palette colours each scene is painted with (all of them are also object colours).
 SCENE_COLOURS: dict[str, tuple[str, ...]] = {
     "sky": ("skyblue", "cyan", "white", "blue"),
@@ -150,7 +166,7 @@ def check_design() -> None:
             [d.body.family] * (d.body.family not in BODY_FAMILIES)
             + [t for t in d.body.textures if t not in TEXTURES]
             + [d.scene] * (d.scene not in SCENES)
-            + [d.part_colour] * (d.part_colour not in PALETTE)
+            + [d.part_colour] * (d.part_colour not in PART_COLOURS)
             + [c for c in d.companions if c not in names]
         )
         if unknown:

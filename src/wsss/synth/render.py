@@ -26,6 +26,7 @@ from wsss.synth.design import (
     OBJECT_COUNT_PROBS,
     OBJECT_SIZE_RANGE,
     PALETTE,
+    PART_COLOURS,
     PREFERRED_SCENE_PROB,
     SCENE_COLOURS,
     SCENES,
@@ -124,8 +125,8 @@ def _mix(a: np.ndarray, b: np.ndarray, t: Field) -> np.ndarray:
 
 
 def _colour(rng: np.random.Generator, name: str, jitter: float = 18.0) -> np.ndarray:
-    """A palette colour with a random per-channel jitter, float32 RGB."""
-    base = np.asarray(PALETTE[name], dtype=np.float32)
+    """A palette (or part) colour with a random per-channel jitter, float32 RGB."""
+    base = np.asarray(PALETTE[name] if name in PALETTE else PART_COLOURS[name], dtype=np.float32)
     return np.clip(base + rng.uniform(-jitter, jitter, 3), 0, 255).astype(np.float32)
 
 

@@ -25,7 +25,7 @@ def _main_table(metrics: dict[str, dict[str, Any]]) -> list[str]:
         cells = [
             m.get("miou"),
             m.get("pixel_accuracy"),
-            m.get("boundary_f"),
+            (m.get("boundary") or {}).get("mean_f"),
             m.get("labelled_ratio"),
         ]
         lines.append(f"| {name} | " + " | ".join(_fmt(c) for c in cells) + " |")
@@ -42,6 +42,67 @@ def _class_table(metrics: dict[str, dict[str, Any]]) -> list[str]:
         row = [_fmt(metrics[n].get("iou", {}).get(cls)) for n in names]
         lines.append(f"| {cls} | " + " | ".join(row) + " |")
     return lines
+
+
+def _pseudo_table(pseudo: dict[str, Any]) -> list[str]:
+    """Rows: CAM at its best background threshold, then each seed scheme."""
+    lines = [
+        "| pseudo labels | mIoU (255 = bg) | mIoU (255 ignored) | precision | labelled ratio |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    cam = pseudo.get("cam")
+    if cam:
+        best = cam["best"]
+        lines.append(
+            f"| CAM (best threshold {cam['best_threshold']:.2f}) | {_fmt(best.get('miou'))} | "
+            f"{_fmt(best.get('miou'))} | {_fmt(best.get('pixel_accuracy'))} | 100.00 |"
+        )
+    for name, m in pseudo.get("seeds", {}).items():
+        cells = [m.get("miou_pred255_background"), m.get("miou_pred255_ignored"),
+                 m.get("pixel_accuracy"), m.get("labelled_ratio")]  # fmt: skip
+        lines.append(f"| {name} seeds | " + " | ".join(_fmt(c) for c in cells) + " |")
+    return lines
+
+
+def _cam_curve_plot(pseudo: dict[str, Any], out: Path) -> bool:
+    """The CAM mIoU against the background threshold, as a PNG; False without CAM results."""
+    cam = pseudo.get("cam")
+    if not cam:
+        return False
+    from wsss.viz.plot import line_plot
+
+    xs = [p["threshold"] for p in cam["curve"]]
+    ys = [p["miou"] for p in cam["curve"]]
+    save_png(out, line_plot(xs, ys, xlabel="background threshold", ylabel="CAM mIoU"))
+    return True
+
+
+def _cam_grid(ctx: Any, out: Path) -> bool:
+    """Image, GT, CAM heatmap and seeds of the first pseudo-label images; False without CAMs."""
+    from wsss.io.cams import read_cams
+    from wsss.pipeline.pseudo import cam_dir, seed_dir
+    from wsss.viz.overlay import overlay_cam
+
+    cams = cam_dir(ctx)
+    if not cams.is_dir():
+        return False
+    dataset = ctx.dataset(str(ctx.config.get("pseudo", {}).get("split", "train")))
+    methods = [m for m in ctx.config.get("seeds", {}).get("methods", [])
+               if seed_dir(ctx, m, full_size=True).is_dir()]  # fmt: skip
+    rows = []
+    for image_id in dataset.ids[: int(ctx.config["report"]["samples"])]:
+        sample = dataset.load(image_id)
+        cam = read_cams(cams / f"{image_id}.npz")
+        heat = cam.high_res.max(axis=0) if cam.high_res is not None and len(cam.keys) else None
+        row = [sample.image, overlay_labels(sample.image, sample.mask)]
+        row.append(overlay_cam(sample.image, heat) if heat is not None else sample.image)
+        for m in methods:
+            seeds = read_label_png(seed_dir(ctx, m, full_size=True) / f"{image_id}.png")
+            row.append(overlay_labels(sample.image, seeds))
+        rows.append(row)
+    titles = ["image", "ground truth", "CAM (max over classes)", *[f"{m} seeds" for m in methods]]
+    save_png(out, make_grid(rows, titles=titles, height=128))
+    return True
 
 
 def _sample_grid(ctx: Any, out: Path) -> None:
@@ -63,6 +124,23 @@ def write_report(ctx: Any) -> dict[str, Path]:
     """Assemble the run's metrics and figures into ``report.md`` and ``metrics.json``."""
     metrics_file = ctx.path / "metrics" / "val.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    pseudo_file = ctx.path / "metrics" / "pseudo.json"
+    pseudo = json.loads(pseudo_file.read_text()) if pseudo_file.is_file() else {}
+    pseudo_lines: list[str] = []
+    if pseudo:
+        curve, cam_grid = ctx.path / "figures" / "cam_curve.png", ctx.path / "figures" / "cams.png"
+        pseudo_lines = [
+            f"## Pseudo labels on {pseudo.get('split', 'train')}",
+            "",
+            *_pseudo_table(pseudo),
+            "",
+            "Precision = pixel accuracy over the labelled pixels; seeds leave 255 where unsure.",
+            "",
+        ]
+        if _cam_curve_plot(pseudo, curve):
+            pseudo_lines += [f"![CAM threshold sweep]({curve.relative_to(ctx.path)})", ""]
+        if _cam_grid(ctx, cam_grid):
+            pseudo_lines += [f"![CAMs and seeds]({cam_grid.relative_to(ctx.path)})", ""]
     manifest = ctx.rundir.manifest()
     seconds = {k: v.get("seconds") for k, v in manifest["stages"].items()}
     grid = ctx.path / "figures" / "samples.png"
@@ -73,6 +151,7 @@ def write_report(ctx: Any) -> dict[str, Path]:
         "",
         f"Dataset: {data['dataset']} at `{ctx.data_root}`; seed {ctx.config['seed']}.",
         "",
+        *pseudo_lines,
         "## Validation mIoU",
         "",
         *_main_table(metrics),
@@ -98,7 +177,7 @@ def write_report(ctx: Any) -> dict[str, Path]:
     ]
     report = ctx.path / "report.md"
     atomic_write_text(report, "\n".join(lines))
-    summary = {"config": ctx.config, "val": metrics, "seconds": seconds}
+    summary = {"config": ctx.config, "pseudo": pseudo, "val": metrics, "seconds": seconds}
     metrics_json = ctx.path / "metrics.json"
     atomic_write_text(metrics_json, json.dumps(summary, indent=2) + "\n")
     return {"report": report, "metrics": metrics_json, "figure": grid}

@@ -1,0 +1,77 @@
+"""`wsss run` end to end on a tiny benchmark: every stage, the report, resume and config checks."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from wsss.cli.main import main
+from wsss.cli.run import parse_settings
+from wsss.errors import WsssError
+
+TINY = ["--train", "12", "--val", "6", "--size", "64", "--set", "cam.epochs=1", "--set", "cam.batch_size=4",
+        "--set", "cam.scales=[1.0, 0.5]", "--set", "report.samples=3"]  # fmt: skip
+
+
+def _run(args: list[str], monkeypatch) -> int:
+    monkeypatch.setattr(sys, "argv", ["wsss", "--quiet", *args])
+    try:
+        main()
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    return 0
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "demo"
+    with pytest.MonkeyPatch.context() as mp:
+        assert _run(["run", "--config", "demo", "--out", str(out), *TINY], mp) == 0
+    return out
+
+
+def test_every_stage_runs_and_reports(finished_run: Path) -> None:
+    manifest = json.loads((finished_run / "manifest.json").read_text())
+    stages = manifest["stages"]
+    for name in ("data", "colour_baseline", "train_cam", "cam", "seeds", "pseudo_evaluate",
+                 "evaluate", "report"):  # fmt: skip
+        assert stages[name]["status"] == "done", name
+    assert len(list((finished_run / "cams" / "train").glob("*.npz"))) == 12
+    for folder in ("irnet_full", "wsgcn", "wsgcn_full"):
+        assert len(list((finished_run / "seeds" / folder).glob("*.png"))) == 12, folder
+    summary = json.loads((finished_run / "metrics.json").read_text())
+    pseudo = summary["pseudo"]
+    assert 0.0 <= pseudo["cam"]["best"]["miou"] <= 100.0
+    assert set(pseudo["seeds"]) == {"irnet", "wsgcn"}
+    for scores in pseudo["seeds"].values():
+        assert 0.0 < scores["labelled_ratio"] <= 100.0
+    report = (finished_run / "report.md").read_text()
+    assert "## Pseudo labels on train" in report
+    assert "| irnet seeds |" in report and "CAM (best threshold" in report
+    for figure in ("samples.png", "cams.png", "cam_curve.png"):
+        assert (finished_run / "figures" / figure).stat().st_size > 1000, figure
+
+
+def test_rerun_skips_finished_stages(finished_run: Path, monkeypatch) -> None:
+    before = (finished_run / "cam_train" / "final.pt").stat().st_mtime_ns
+    assert _run(["run", "--config", "demo", "--out", str(finished_run), *TINY], monkeypatch) == 0
+    assert (finished_run / "cam_train" / "final.pt").stat().st_mtime_ns == before
+
+
+def test_other_configuration_is_refused(finished_run: Path, monkeypatch, capsys) -> None:
+    args = ["run", "--config", "demo", "--out", str(finished_run), *TINY, "--seed", "5"]
+    assert _run(args, monkeypatch) == 2
+    assert "another configuration" in capsys.readouterr().err
+
+
+def test_parse_settings() -> None:
+    assert parse_settings(["cam.epochs=5", "seeds.methods=[irnet]", "name=x"]) == {
+        "cam.epochs": 5,
+        "seeds.methods": ["irnet"],
+        "name": "x",
+    }
+    with pytest.raises(WsssError, match="KEY=VALUE"):
+        parse_settings(["cam.epochs"])
