@@ -79,22 +79,41 @@ def stage_cam(ctx: Any) -> dict[str, Any]:
 
 
 def stage_seeds(ctx: Any) -> dict[str, Any]:
-    """Seeds of every configured scheme (SPEC section 2), at image size for scoring and, where
-    the scheme works at stride 4 (WSGCN), also at that size for the GCN stage."""
+    """Seeds of every configured scheme (SPEC section 2) at the image size for scoring; a scheme
+    that works at stride 4 (WSGCN) keeps that size too, for the GCN stage, and its image-size
+    copy is the nearest-neighbour upsampling of it (what ``wsss seeds --full-size`` writes)."""
     from wsss.seeds import create_seeder, make_seeds
 
     dataset = ctx.dataset(_pseudo_split(ctx))
     written = {}
     for method in ctx.config["seeds"]["methods"]:
         seeder = create_seeder(method)
-        sizes = [True] if seeder.full_resolution else [True, False]
-        for full in sizes:
-            out = seed_dir(ctx, method, full_size=full)
-            make_seeds(dataset, cam_dir(ctx), out, seeder, full_size=full,
-                       device=ctx.config["device"], progress=ctx.progress)  # fmt: skip
-            written[out.name] = str(out)
+        out = seed_dir(ctx, method, full_size=seeder.full_resolution)
+        make_seeds(dataset, cam_dir(ctx), out, seeder, device=ctx.config["device"],
+                   progress=ctx.progress)  # fmt: skip
+        written[out.name] = str(out)
+        if not seeder.full_resolution:
+            full = seed_dir(ctx, method, full_size=True)
+            _upsample_folder(dataset, out, full, progress=ctx.progress)
+            written[full.name] = str(full)
     barrier()
     return written
+
+
+def _upsample_folder(dataset: Any, src: Path, dst: Path, *, progress: bool) -> None:
+    """``dst/<id>.png`` = ``src/<id>.png`` upsampled to the image size, for this rank's shard."""
+    from wsss.engine import dist_info, pending, shard
+    from wsss.engine.progress import track
+    from wsss.io.images import read_label_png
+    from wsss.io.palette import write_label_png
+    from wsss.seeds import upsample_labels
+
+    info = dist_info()
+    todo = pending(shard(dataset.ids, info.rank, info.world), lambda i: dst / f"{i}.png")
+    for image_id in track(todo, description=f"{dst.name} upsampling", enabled=progress):
+        height, width = dataset.load_image(image_id).shape[:2]
+        label = read_label_png(src / f"{image_id}.png")
+        write_label_png(dst / f"{image_id}.png", upsample_labels(label, (height, width)))
 
 
 def stage_pseudo_evaluate(ctx: Any) -> dict[str, Any]:
