@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-VOC_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "voc-samples" / "VOC2012"
+from shared_data import VOC_SAMPLES
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
+from shared_data import VOC_SAMPLES
 from wsss.crf import (
     PRESETS,
     DenseCRF,
@@ -24,7 +24,7 @@ from wsss.crf import (
 from wsss.errors import WsssError
 from wsss.io.images import read_image, read_label_png
 
-VOC = Path(__file__).resolve().parents[3] / "shared" / "data" / "voc-samples" / "VOC2012"
+VOC = VOC_SAMPLES
 
 
 # ---------------------------------------------------------------- unaries

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from shared_data import VOC_SAMPLES
 from wsss.data.base import SegmentationDataset
 from wsss.data.registry import DATASETS, DEFAULT_SPLITS, create_dataset, dataset_class
 from wsss.errors import WsssError
 from wsss.io.palette import write_label_png
 
-VOC_SAMPLES = Path(__file__).resolve().parents[3] / "shared/data/voc-samples/VOC2012"
 NAMES = ["voc", "coco", "ade20k", "cityscapes", "synthetic"]
 MASK = np.array([[0, 1], [1, 255]], dtype=np.uint8)
 

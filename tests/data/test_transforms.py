@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from torchvision import tv_tensors
 
+from shared_data import VOC_SAMPLES
 from wsss.data.base import Sample
 from wsss.data.transforms import (
     IMAGENET_MEAN,
@@ -18,7 +17,6 @@ from wsss.data.transforms import (
     TrainTransform,
 )
 
-VOC_SAMPLES = Path(__file__).resolve().parents[3] / "shared/data/voc-samples/VOC2012"
 LABELS = np.array([1, 0, 1], dtype=np.float32)
 
 

@@ -12,13 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from shared_data import VOC_SAMPLES
 from wsss.data.voc import VOCSegmentation
 from wsss.errors import WsssError
 from wsss.io.cams import CamFile, write_cams
 from wsss.io.palette import write_label_png
 from wsss.metrics.evaluate import evaluate_cams, evaluate_predictions
 
-VOC_ROOT = Path(__file__).resolve().parents[3] / "shared/data/voc-samples/VOC2012"
+VOC_ROOT = VOC_SAMPLES
 pytestmark = pytest.mark.skipif(not VOC_ROOT.is_dir(), reason="VOC samples not found")
 
 
