@@ -31,14 +31,27 @@ def open_dataset(name: str, root: Path | None, split: str) -> SegmentationDatase
     return create_dataset(name, root=root, split=split)
 
 
-def scores_table(title: str, per_class: dict[str, float | None], summary: dict[str, str]) -> Table:
-    """A rich table of per-class scores followed by summary rows."""
+def scores_table(
+    title: str,
+    per_class: dict[str, float | None],
+    summary: dict[str, str],
+    extra: dict[str, dict[str, float | None]] | None = None,
+) -> Table:
+    """A rich table of per-class IoU (and the ``extra`` columns, e.g. precision and recall, by
+    class name) followed by summary rows."""
+    extra = extra or {}
     table = Table(title=title, show_edge=False)
     table.add_column("class")
     table.add_column("IoU", justify="right")
+    for column in extra:
+        table.add_column(column, justify="right")
+
+    def cell(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
     for name, value in per_class.items():
-        table.add_row(name, "-" if value is None else f"{value:.2f}")
+        table.add_row(name, cell(value), *(cell(col.get(name)) for col in extra.values()))
     table.add_section()
     for key, value in summary.items():
-        table.add_row(f"[bold]{key}[/bold]", f"[bold]{value}[/bold]")
+        table.add_row(f"[bold]{key}[/bold]", f"[bold]{value}[/bold]", *([""] * len(extra)))
     return table

@@ -70,8 +70,11 @@ def _print(result: dict, is_cam: bool) -> None:
         "pixel accuracy": f"{result['pixel_accuracy']:.2f}",
         "labelled ratio": f"{result['labelled_ratio']:.2f}",
     }
-    if result.get("miou_pred255_ignored") is not None:
-        summary["mIoU (pred 255 ignored)"] = f"{result['miou_pred255_ignored']:.2f}"
+    for key, label in (("miou_pred255_background", "mIoU (pred 255 = background)"),
+                       ("miou_pred255_ignored", "mIoU (pred 255 ignored)")):  # fmt: skip
+        if result.get(key) is not None:
+            summary[label] = f"{result[key]:.2f}"
     if result.get("boundary") is not None:
         summary["boundary F"] = f"{result['boundary']['mean_f']:.2f}"
-    console.print(scores_table("IoU per class", result["iou"], summary))
+    extra = {k: result[k] for k in ("precision", "recall") if k in result}
+    console.print(scores_table("Scores per class", result["iou"], summary, extra))
