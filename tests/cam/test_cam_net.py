@@ -14,15 +14,6 @@ from wsss.models.backbones import create_backbone
 from wsss.models.cam_net import CamNet, multilabel_loss
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is as fast, and immune to oversubscription on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _small_net(num_labels: int = 3) -> CamNet:
     torch.manual_seed(0)
     return CamNet(backbone=create_backbone("small"), num_labels=num_labels)

@@ -28,15 +28,6 @@ from wsss.errors import WsssError
 from wsss.io.cams import read_cams
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is as fast, and immune to oversubscription on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class PixelCams(nn.Module):
     """A stand-in model at stride 1: CAM ``l`` = ReLU(channel ``l`` of the input)."""
 

@@ -35,15 +35,6 @@ from wsss.engine.training import (
 from wsss.errors import WsssError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is as fast, and immune to oversubscription on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_tiny_voc(root: Path, n: int = 9, size: int = 24) -> Path:
     """``n`` random images with one or two labelled rectangles of classes 1..3."""
     rng = np.random.default_rng(0)

@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from wsss.cli.main import main
+from cli_runner import run_wsss
 
-
-def _run(args: list[str], monkeypatch) -> int:
-    monkeypatch.setattr(sys, "argv", ["wsss", "--quiet", *args])
-    try:
-        main()
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 1
-    return 0
+_run = run_wsss
 
 
 def _digest(folder: Path) -> dict[str, str]:

@@ -16,15 +16,6 @@ from wsss.models.backbones import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is as fast, and immune to oversubscription on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("output_stride", [8, 16])
 @pytest.mark.parametrize("name", sorted(BACKBONES))
 def test_shapes_and_strides(name: str, output_stride: int):

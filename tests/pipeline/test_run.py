@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from wsss.cli.main import main
+from cli_runner import run_wsss
 from wsss.cli.run import parse_settings
 from wsss.errors import WsssError
 
@@ -16,13 +15,7 @@ TINY = ["--train", "12", "--val", "6", "--size", "64", "--set", "cam.epochs=1", 
         "--set", "cam.scales=[1.0, 0.5]", "--set", "report.samples=3"]  # fmt: skip
 
 
-def _run(args: list[str], monkeypatch) -> int:
-    monkeypatch.setattr(sys, "argv", ["wsss", "--quiet", *args])
-    try:
-        main()
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 1
-    return 0
+_run = run_wsss
 
 
 @pytest.fixture(scope="module")

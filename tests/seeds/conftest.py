@@ -26,15 +26,6 @@ _COLOURS[[1, 2, 3, 15]] = [(200, 40, 40), (40, 200, 40), (40, 40, 200), (220, 20
 PATCH = (slice(0, 3), slice(0, 12))  # background pixels with a weak CAM
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny images: one thread is as fast, and immune to oversubscription on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def cams_from_mask(mask: np.ndarray, *, weak: np.ndarray | None = None) -> CamFile:
     """CAMs of the classes in ``mask``: each class's blurred indicator, max-normalised, the first
     one raised to ``weak`` where that is larger."""
