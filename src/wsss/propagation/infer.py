@@ -1,0 +1,228 @@
+"""Label propagation for a whole split: one VOC-palette label PNG per image, sharded, resumable.
+
+:func:`propagate` reads ``<cam_dir>/<id>.npz`` and the image, runs a propagator (see
+:data:`PROPAGATORS`; ``rw`` is the IRNet / AffinityNet random walk) and writes ``<out>/<id>.png``
+atomically at the image size for this process's exact, unpadded shard of the ids (``RANK`` /
+``WORLD_SIZE``). Existing PNGs are skipped, so a rerun resumes. The propagator's options are
+saved as ``<out>/propagate.json``; rerunning into that folder with other options is an error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from wsss.affinity.infer import image_affinity
+from wsss.affinity.train import load_affinity
+from wsss.data.base import SegmentationDataset
+from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from wsss.engine import dist_info, is_main_process, pending, shard
+from wsss.engine.progress import track
+from wsss.engine.training import resolve_device
+from wsss.errors import WsssError
+from wsss.io.atomic import atomic_write_text
+from wsss.io.cams import CamFile
+from wsss.io.palette import write_label_png
+from wsss.propagation.random_walk import (
+    RandomWalkSettings,
+    psa_background,
+    random_walk_labels,
+    random_walk_settings,
+)
+from wsss.seeds.infer import read_cam_for_image
+
+__all__ = [
+    "CONFIG_FILE",
+    "PROPAGATORS",
+    "Propagator",
+    "RandomWalkPropagator",
+    "cams_on_grid",
+    "create_propagator",
+    "normalize_image",
+    "propagate",
+]
+
+#: The resolved options of the labels in a folder.
+CONFIG_FILE = "propagate.json"
+
+
+class Propagator(Protocol):
+    """Turns one image and its CAM file into a full-size label map."""
+
+    name: str
+    #: The CAM file's full-resolution maps are needed.
+    full_resolution: bool
+
+    def options(self) -> dict[str, Any]:
+        """JSON-ready options (saved beside the outputs)."""
+        ...
+
+    def __call__(self, image: np.ndarray, cam: CamFile) -> np.ndarray:
+        """``(H, W)`` uint8 label map of an ``(H, W, 3)`` uint8 image."""
+        ...
+
+
+def cams_on_grid(
+    cam: CamFile, stride: int, *, alpha: float | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The CAMs on the graph's grid, and AffinityNet's background score if ``alpha`` is given.
+
+    Stride 4: the stored stride-4 maps (the background from them). Stride 8 (AffinityNet's
+    ``infer_aff``): the full-resolution maps and ``(1 - max)^alpha`` zero-padded to a multiple of
+    8 and average-pooled 8x8; without full-resolution maps, the stride-4 maps pooled 2x2.
+
+    Shapes:
+        Returns ``(C, ceil(H/stride), ceil(W/stride))`` and ``(ceil(H/stride), ...)`` or None.
+    """
+    low = torch.from_numpy(np.asarray(cam.cams, dtype=np.float32))
+    if stride == 4:
+        return low, None if alpha is None else psa_background(low, alpha)
+    if stride != 8:
+        raise ValueError(f"stride must be 4 or 8, got {stride}")
+    high = cam.high_res is not None
+    maps = torch.from_numpy(np.asarray(cam.high_res, dtype=np.float32)) if high else low
+    pool = 8 if high else 2
+    planes = maps if alpha is None else torch.cat([psa_background(maps, alpha)[None], maps])
+    h, w = planes.shape[-2:]
+    padded = F.pad(planes, (0, -w % pool, 0, -h % pool))
+    pooled = F.avg_pool2d(padded[None], pool)[0]
+    return (pooled, None) if alpha is None else (pooled[1:], pooled[0])
+
+
+def normalize_image(image: np.ndarray) -> torch.Tensor:
+    """An ``(H, W, 3)`` uint8 image as the networks' input: ``(3, H, W)`` float32, scaled to
+    [0, 1] and normalised with the ImageNet mean and std (as :class:`~wsss.data.transforms.EvalTransform`)."""
+    x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / 255
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    return (x - mean) / torch.tensor(IMAGENET_STD).view(3, 1, 1)
+
+
+class RandomWalkPropagator:
+    """The random walk of a trained affinity network (IRNet or AffinityNet, SPEC section 3).
+
+    Args:
+        model: The trained network (:func:`~wsss.affinity.train.load_affinity`), on ``device``.
+        settings: Random-walk parameters (default: the preset of the network's method).
+        run: The affinity run (recorded in the options).
+        device: Where to compute.
+    """
+
+    name = "rw"
+    full_resolution = False
+
+    def __init__(self, model: torch.nn.Module, settings: RandomWalkSettings, *, run: str = "",
+                 device: torch.device | str = "cpu") -> None:  # fmt: skip
+        self.model, self.settings, self.run = model, settings, run
+        self.device = torch.device(device)
+
+    def options(self) -> dict[str, Any]:
+        settings = dict(self.settings.__dict__)
+        return {"method": self.name, "affinity": self.run, "scheme": settings.pop("method"),
+                **settings}  # fmt: skip
+
+    def __call__(self, image: np.ndarray, cam: CamFile) -> np.ndarray:
+        tensor = normalize_image(image).to(self.device)
+        graph = image_affinity(self.model, tensor, radius=self.settings.radius)
+        alpha = self.settings.alpha if self.settings.method == "psa" else None
+        cams, background = cams_on_grid(cam, graph.stride, alpha=alpha)
+        if tuple(cams.shape[-2:]) != graph.size:
+            raise ValueError(f"CAMs {tuple(cams.shape[-2:])} and affinity grid {graph.size} differ")
+        return random_walk_labels(
+            graph.weights, cams.to(self.device), cam.keys, size=(image.shape[0], image.shape[1]),
+            settings=self.settings, boundary=graph.boundary, background=None if background is None
+            else background.to(self.device),
+        )  # fmt: skip
+
+
+def _create_rw(*, affinity: str | Path, device: str = "cpu", **overrides: Any) -> Propagator:
+    dev = resolve_device(device)
+    model, config = load_affinity(affinity, dev)
+    settings = random_walk_settings(config.method, **overrides)
+    return RandomWalkPropagator(model, settings, run=str(affinity), device=dev)
+
+
+#: Propagation method -> factory ``(**options) -> Propagator``.
+PROPAGATORS: dict[str, Callable[..., Propagator]] = {"rw": _create_rw}
+
+
+def create_propagator(method: str, **options: Any) -> Propagator:
+    """Build the propagator registered as ``method`` (see :data:`PROPAGATORS`).
+
+    Raises:
+        WsssError: unknown method.
+    """
+    if method not in PROPAGATORS:
+        raise WsssError(f"unknown propagation method {method!r}; valid names: "
+                        f"{', '.join(sorted(PROPAGATORS))}")  # fmt: skip
+    return PROPAGATORS[method](**options)
+
+
+def _check_config(out: Path, config: dict[str, Any]) -> None:
+    """Save ``config`` as ``<out>/propagate.json`` (rank 0), or check it equals the saved one."""
+    path = out / CONFIG_FILE
+    if path.is_file():
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise WsssError(f"unreadable propagation configuration ({err})", path) from None
+        if saved != config:
+            diff = {k: (saved.get(k), v) for k, v in config.items() if saved.get(k) != v}
+            raise WsssError(f"this folder holds labels made with other options (saved, now): {diff}",
+                            path, hint="use another --out, or delete the folder to start again")  # fmt: skip
+    elif is_main_process():
+        atomic_write_text(path, json.dumps(config, indent=2) + "\n")
+
+
+def propagate(
+    dataset: SegmentationDataset,
+    cam_dir: str | Path,
+    out: str | Path,
+    propagator: Propagator,
+    *,
+    progress: bool = True,
+) -> dict[str, int]:
+    """Write ``<out>/<id>.png`` for this process's shard of ``dataset.ids``, skipping done ones.
+
+    Args:
+        dataset: The split (images; a dataset with a background class).
+        cam_dir: Folder of ``<id>.npz`` CAM files.
+        out: Output folder of VOC-palette label PNGs at the image size.
+        propagator: From :func:`create_propagator`.
+        progress: Show a progress bar (rank 0).
+
+    Returns:
+        ``{"shard": images of this process, "written": files written now}``.
+
+    Raises:
+        WsssError: no background class, a missing CAM folder, any problem of a CAM file (named),
+            or other options than the folder's labels.
+    """
+    if not dataset.classes.has_background:
+        raise WsssError(f"propagation needs a dataset with a background class; "
+                        f"{type(dataset).__name__} has none")  # fmt: skip
+    cam_dir, out = Path(cam_dir), Path(out)
+    if not cam_dir.is_dir():
+        raise WsssError("CAM folder does not exist", cam_dir, hint="run `wsss cam` first")
+    _check_config(out, propagator.options())
+    info = dist_info()
+    mine = shard(dataset.ids, info.rank, info.world)
+    todo = pending(mine, lambda i: out / f"{i}.png")
+    bar = track(todo, description=f"{propagator.name} labels", total=len(todo), enabled=progress)
+    for image_id in bar:
+        image = dataset.load_image(image_id)
+        path = cam_dir / f"{image_id}.npz"
+        cam = read_cam_for_image(path, size=(image.shape[0], image.shape[1]),
+                                 num_classes=dataset.classes.num_classes,
+                                 full_resolution=propagator.full_resolution)  # fmt: skip
+        try:
+            label = propagator(image, cam)
+        except ValueError as err:
+            raise WsssError(f"cannot propagate ({err})", path) from None
+        write_label_png(out / f"{image_id}.png", label)
+    return {"shard": len(mine), "written": len(todo)}
