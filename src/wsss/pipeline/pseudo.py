@@ -16,13 +16,14 @@ from wsss.engine import barrier
 from wsss.io.atomic import atomic_write_text
 
 
-def _pseudo_split(ctx: Any) -> str:
+def pseudo_split(ctx: Any) -> str:
+    """The split whose pseudo labels are made and scored (``config['pseudo']['split']``)."""
     return str(ctx.config.get("pseudo", {}).get("split", "train"))
 
 
 def cam_dir(ctx: Any) -> Path:
     """Folder of the CAM files of the pseudo-label split."""
-    return ctx.path / "cams" / _pseudo_split(ctx)
+    return ctx.path / "cams" / pseudo_split(ctx)
 
 
 def seed_dir(ctx: Any, method: str, *, full_size: bool) -> Path:
@@ -67,7 +68,7 @@ def stage_cam(ctx: Any) -> dict[str, Any]:
     scales = tuple(float(s) for s in ctx.config["cam"]["scales"])
     done = infer_cams(
         model,
-        ctx.dataset(_pseudo_split(ctx)),
+        ctx.dataset(pseudo_split(ctx)),
         cam_dir(ctx),
         scales=scales,
         high_res=True,
@@ -84,7 +85,7 @@ def stage_seeds(ctx: Any) -> dict[str, Any]:
     copy is the nearest-neighbour upsampling of it (what ``wsss seeds --full-size`` writes)."""
     from wsss.seeds import create_seeder, make_seeds
 
-    dataset = ctx.dataset(_pseudo_split(ctx))
+    dataset = ctx.dataset(pseudo_split(ctx))
     written = {}
     for method in ctx.config["seeds"]["methods"]:
         seeder = create_seeder(method)
@@ -121,9 +122,9 @@ def stage_pseudo_evaluate(ctx: Any) -> dict[str, Any]:
     pseudo-label split, into ``metrics/pseudo.json``."""
     from wsss.metrics.evaluate import evaluate_cams, evaluate_predictions
 
-    dataset = ctx.dataset(_pseudo_split(ctx))
+    dataset = ctx.dataset(pseudo_split(ctx))
     results: dict[str, Any] = {
-        "split": _pseudo_split(ctx),
+        "split": pseudo_split(ctx),
         "cam": evaluate_cams(dataset, cam_dir(ctx), progress=ctx.progress),
         "seeds": {},
     }
@@ -135,6 +136,12 @@ def stage_pseudo_evaluate(ctx: Any) -> dict[str, Any]:
             boundary=False,
             progress=ctx.progress,
         )
+    from wsss.pipeline.propagation import pseudo_label_folders
+
+    results["labels"] = {
+        name: evaluate_predictions(dataset, folder, pred_ignore="background", progress=ctx.progress)
+        for name, folder in pseudo_label_folders(ctx).items()
+    }
     target = ctx.path / "metrics" / "pseudo.json"
     atomic_write_text(target, json.dumps(results, indent=2) + "\n")
     return {"metrics": str(target)}

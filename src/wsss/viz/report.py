@@ -61,6 +61,10 @@ def _pseudo_table(pseudo: dict[str, Any]) -> list[str]:
         cells = [m.get("miou_pred255_background"), m.get("miou_pred255_ignored"),
                  m.get("pixel_accuracy"), m.get("labelled_ratio")]  # fmt: skip
         lines.append(f"| {name} seeds | " + " | ".join(_fmt(c) for c in cells) + " |")
+    for name, m in pseudo.get("labels", {}).items():
+        cells = [m.get("miou_pred255_background"), m.get("miou_pred255_ignored"),
+                 m.get("pixel_accuracy"), m.get("labelled_ratio")]  # fmt: skip
+        lines.append(f"| {name} | " + " | ".join(_fmt(c) for c in cells) + " |")
     return lines
 
 
@@ -80,6 +84,7 @@ def _cam_curve_plot(pseudo: dict[str, Any], out: Path) -> bool:
 def _cam_grid(ctx: Any, out: Path) -> bool:
     """Image, GT, CAM heatmap and seeds of the first pseudo-label images; False without CAMs."""
     from wsss.io.cams import read_cams
+    from wsss.pipeline.propagation import pseudo_label_folders
     from wsss.pipeline.pseudo import cam_dir, seed_dir
     from wsss.viz.overlay import overlay_cam
 
@@ -89,6 +94,7 @@ def _cam_grid(ctx: Any, out: Path) -> bool:
     dataset = ctx.dataset(str(ctx.config.get("pseudo", {}).get("split", "train")))
     methods = [m for m in ctx.config.get("seeds", {}).get("methods", [])
                if seed_dir(ctx, m, full_size=True).is_dir()]  # fmt: skip
+    labels = pseudo_label_folders(ctx)
     rows = []
     for image_id in dataset.ids[: int(ctx.config["report"]["samples"])]:
         sample = dataset.load(image_id)
@@ -99,8 +105,11 @@ def _cam_grid(ctx: Any, out: Path) -> bool:
         for m in methods:
             seeds = read_label_png(seed_dir(ctx, m, full_size=True) / f"{image_id}.png")
             row.append(overlay_labels(sample.image, seeds))
+        for folder in labels.values():
+            row.append(overlay_labels(sample.image, read_label_png(folder / f"{image_id}.png")))
         rows.append(row)
-    titles = ["image", "ground truth", "CAM (max over classes)", *[f"{m} seeds" for m in methods]]
+    titles = ["image", "ground truth", "CAM (max over classes)", *[f"{m} seeds" for m in methods],
+              *labels]  # fmt: skip
     save_png(out, make_grid(rows, titles=titles, height=128))
     return True
 
@@ -134,7 +143,8 @@ def write_report(ctx: Any) -> dict[str, Path]:
             "",
             *_pseudo_table(pseudo),
             "",
-            "Precision = pixel accuracy over the labelled pixels; seeds leave 255 where unsure.",
+            "Precision = pixel accuracy over the labelled pixels; seeds leave 255 where unsure. "
+            "The rows after the seeds are complete pseudo labels (no 255).",
             "",
         ]
         if _cam_curve_plot(pseudo, curve):
