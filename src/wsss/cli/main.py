@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from wsss.cli import affinity, cam, convert, evaluate, propagate, run, seeds, synth, viz
+from wsss.cli import affinity, cam, convert, evaluate, propagate, refine, run, seeds, synth, viz
 from wsss.cli.common import state
 from wsss.engine import shutdown_distributed
 from wsss.errors import WsssError
@@ -42,6 +42,7 @@ app.command("cam")(cam.cam)
 app.command("seeds")(seeds.seeds)
 app.command("train-affinity")(affinity.train_affinity)
 app.command("propagate")(propagate.propagate)
+app.command("refine")(refine.refine)
 app.add_typer(convert.app, name="convert")
 
 

@@ -26,9 +26,11 @@ def _rw_options(affinity: Path | None, beta: float | None, exp_times: int | None
 def propagate(
     cams: Path = typer.Option(..., help="Folder of <id>.npz CAM files (from wsss cam)."),
     out: Path = typer.Option(..., help="Folder of <id>.png labels (rerun to resume)."),
-    method: str = typer.Option("rw", help="rw (IRNet / AffinityNet random walk)."),
+    method: str = typer.Option("rw", help="rw (IRNet / AffinityNet random walk) or gcn (WSGCN)."),
     affinity: Path | None = typer.Option(
-        None, help="rw: the train-affinity run (or its final.pt)."
+        None,
+        help="rw: the train-affinity run (or its final.pt); gcn: an IRNet run for the "
+        "sparse T^256 graph and its features (without one: the low-level Phi graph).",
     ),
     root: Path | None = typer.Option(None, help="Dataset root (or the dataset's env variable)."),
     dataset: str = typer.Option("auto", help="voc, coco, synthetic, ... or auto."),
@@ -37,6 +39,9 @@ def propagate(
     exp_times: int | None = typer.Option(None, help="rw: 2^k walk steps, k (8)."),
     bg_threshold: float | None = typer.Option(None, help="rw irn: background score (0.25)."),
     alpha: float | None = typer.Option(None, help="rw psa: background (1 - max CAM)^alpha (16)."),
+    batch_size: int = typer.Option(
+        16, min=1, help="gcn: images whose GCNs train together (same result as one at a time)."
+    ),
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:<i>."),
 ) -> None:
     """Propagate CAMs over a pixel graph into full-size label maps (0 background, no 255)."""
@@ -44,7 +49,11 @@ def propagate(
     from wsss.propagation import create_propagator
     from wsss.propagation import propagate as run_propagation
 
-    builders = {"rw": lambda: _rw_options(affinity, beta, exp_times, bg_threshold, alpha)}
+    builders = {
+        "rw": lambda: _rw_options(affinity, beta, exp_times, bg_threshold, alpha),
+        # WSGCN (wsss.gcn): sparse T^256 of an IRNet run, or the Phi graph without one.
+        "gcn": lambda: {"affinity": affinity, "graph": "sparse" if affinity else "phi"},
+    }
     if method not in builders:
         raise WsssError(
             f"unknown propagation method {method!r}; valid names: {', '.join(builders)}"
@@ -53,7 +62,7 @@ def propagate(
     propagator = create_propagator(method, device=device, **builders[method]())
     data = open_dataset(dataset, root, split)
     verbose = not state.quiet and is_main_process()
-    done = run_propagation(data, cams, out, propagator, progress=verbose)
+    done = run_propagation(data, cams, out, propagator, batch_size=batch_size, progress=verbose)
     barrier()
     if verbose:
         skipped = done["shard"] - done["written"]

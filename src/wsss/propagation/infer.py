@@ -148,7 +148,14 @@ def _create_rw(*, affinity: str | Path, device: str = "cpu", **overrides: Any) -
 
 
 #: Propagation method -> factory ``(**options) -> Propagator``.
-PROPAGATORS: dict[str, Callable[..., Propagator]] = {"rw": _create_rw}
+def _create_gcn(**options: Any) -> Propagator:
+    from wsss.gcn import create_gcn_propagator
+
+    return create_gcn_propagator(**options)
+
+
+#: Method name -> factory of keyword options.
+PROPAGATORS: dict[str, Callable[..., Propagator]] = {"rw": _create_rw, "gcn": _create_gcn}
 
 
 def create_propagator(method: str, **options: Any) -> Propagator:
@@ -185,6 +192,7 @@ def propagate(
     out: str | Path,
     propagator: Propagator,
     *,
+    batch_size: int = 1,
     progress: bool = True,
 ) -> dict[str, int]:
     """Write ``<out>/<id>.png`` for this process's shard of ``dataset.ids``, skipping done ones.
@@ -194,6 +202,8 @@ def propagate(
         cam_dir: Folder of ``<id>.npz`` CAM files.
         out: Output folder of VOC-palette label PNGs at the image size.
         propagator: From :func:`create_propagator`.
+        batch_size: Images per call of a propagator with ``label_batch`` (the GCN trains them
+            together, with results equal to one at a time); others take one image per call.
         progress: Show a progress bar (rank 0).
 
     Returns:
@@ -213,16 +223,27 @@ def propagate(
     info = dist_info()
     mine = shard(dataset.ids, info.rank, info.world)
     todo = pending(mine, lambda i: out / f"{i}.png")
+    batched = hasattr(propagator, "label_batch") and batch_size > 1
     bar = track(todo, description=f"{propagator.name} labels", total=len(todo), enabled=progress)
-    for image_id in bar:
+    group: list[tuple[str, np.ndarray, CamFile]] = []
+    for k, image_id in enumerate(bar):
         image = dataset.load_image(image_id)
         path = cam_dir / f"{image_id}.npz"
         cam = read_cam_for_image(path, size=(image.shape[0], image.shape[1]),
                                  num_classes=dataset.classes.num_classes,
                                  full_resolution=propagator.full_resolution)  # fmt: skip
+        group.append((image_id, image, cam))
+        if len(group) < (batch_size if batched else 1) and k + 1 < len(todo):
+            continue
         try:
-            label = propagator(image, cam)
+            if batched:
+                labels = propagator.label_batch([g[1] for g in group], [g[2] for g in group])
+            else:
+                labels = [propagator(group[0][1], group[0][2])]
         except ValueError as err:
-            raise WsssError(f"cannot propagate ({err})", path) from None
-        write_label_png(out / f"{image_id}.png", label)
+            names = ", ".join(f"{g[0]}.npz" for g in group)
+            raise WsssError(f"cannot propagate {names} ({err})", cam_dir) from None
+        for (done_id, _, _), label in zip(group, labels, strict=True):
+            write_label_png(out / f"{done_id}.png", label)
+        group = []
     return {"shard": len(mine), "written": len(todo)}

@@ -1,0 +1,63 @@
+"""``wsss refine``: label maps from your own CAMs by dense CRF, random walk or WSGCN's GCN.
+
+Runs in one process or under ``torchrun --nproc_per_node N`` with the same arguments, and resumes
+when rerun (existing PNGs are kept).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from wsss.cli.common import console, state
+
+
+def refine(
+    images: Path = typer.Option(..., help="Folder of <id>.jpg (or .png) images."),
+    cams: Path = typer.Option(..., help="Folder of <id>.npz CAM files (format: README, Files)."),
+    out: Path = typer.Option(..., help="Folder of <id>.png labels (rerun to resume)."),
+    method: str = typer.Option("gcn", help="crf, rw or gcn."),
+    num_classes: int = typer.Option(21, help="Class ids of the CAM files lie in 1..num_classes-1."),
+    bg_threshold: float | None = typer.Option(None, help="crf: background score (0.15)."),
+    affinity: Path | None = typer.Option(
+        None, help="rw: the train-affinity run; gcn: an IRNet run for graph sparse/dense."
+    ),
+    graph: str = typer.Option("phi", help="gcn: phi (no network), sparse or dense T^(2^k)."),
+    features: str | None = typer.Option(
+        None, help="gcn: colour (no network), backbone or affinity (default: from the runs)."
+    ),
+    cam_checkpoint: Path | None = typer.Option(None, help="gcn: CAM run for backbone features."),
+    crf: bool = typer.Option(True, "--crf/--no-crf", help="gcn: dense CRF after upsampling."),
+    steps: int = typer.Option(250, help="gcn: training steps per image."),
+    entropy: float = typer.Option(10.0, help="gcn: entropy loss weight (0 = off)."),
+    laplacian: float = typer.Option(0.01, help="gcn: Laplacian loss weight (0 = off)."),
+    phi_variant: str = typer.Option("paper", help="gcn: Phi of the paper or the authors' code."),
+    topk: int = typer.Option(32, help="gcn graph sparse: values kept per row."),
+    batch_size: int = typer.Option(1, help="gcn: images whose GCNs train at once."),
+    seed: int = typer.Option(0, help="gcn: seed of every image's GCN."),
+    device: str = typer.Option("cpu", help="cpu, cuda or cuda:<i>."),
+) -> None:
+    """Turn CAMs made by any method into full-size label maps (0 background, no 255)."""
+    from wsss.engine import barrier, init_distributed, is_main_process
+    from wsss.refine import create_refiner, refine_folder
+
+    options: dict = {"device": device}
+    if method == "crf":
+        options["bg_threshold"] = bg_threshold
+    elif method == "rw":
+        options["affinity"] = affinity
+    elif method == "gcn":
+        options.update(graph=graph, features=features, affinity=affinity,
+                       cam_checkpoint=cam_checkpoint, crf=crf, steps=steps, entropy=entropy,
+                       laplacian=laplacian, phi_variant=phi_variant, topk=topk, seed=seed)  # fmt: skip
+    init_distributed(device)
+    refiner = create_refiner(method, **options)
+    verbose = not state.quiet and is_main_process()
+    done = refine_folder(images, cams, out, refiner, num_classes=num_classes,
+                         batch_size=batch_size, progress=verbose)  # fmt: skip
+    barrier()
+    if verbose:
+        skipped = done["shard"] - done["written"]
+        console.print(f"{method} labels in {out} (rank 0: {done['written']} written, "
+                      f"{skipped} already there)")  # fmt: skip

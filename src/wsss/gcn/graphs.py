@@ -1,0 +1,173 @@
+"""The GCN's graph ``A`` (WSGCN eq. 1): from the random walk's ``T^(2^k)``, exact or sparse, or
+from the low-level affinity ``Phi``.
+
+All three are normalised the same way (SPEC section 4, the authors' code):
+``A = row-normalise(max(M, M^T) + I)`` (:func:`normalize_adjacency`); the paper writes
+``A + I`` without the normalisation (``normalize=False``).
+
+(a) :func:`dense_power_graph`: ``M = T^(2^k)`` with ``T`` the column-normalised ``A_aff^beta`` of the
+    affinity network, squared ``k`` times as dense ``N x N`` matrices: exact, ``O(N^3)``; for
+    small grids or CUDA.
+(b) :func:`sparse_power_graph`: ``M`` = the same power by ``k`` sparse squarings, keeping the
+    ``topk`` largest values of each row after every squaring (rows rescaled to their former
+    sums, :func:`wsss.graph.sparse_matrix_power`): memory ``O(N topk)``.
+(c) :func:`phi_graph`: ``M = Phi`` of eq. (7) (:mod:`wsss.gcn.phi`), no trained network.
+
+The row-normalised ``P = D^-1 A_aff^beta`` is ``T^T``, so ``max(T^t, (T^t)^T)`` is the same
+from ``P^t``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from wsss.gcn.phi import phi_matrix
+from wsss.graph.power import dense_transition_matrix
+from wsss.graph.sparse import _csr, csr_from_coo, csr_row_indices, transition_matrix
+
+__all__ = [
+    "GRAPH_KINDS",
+    "dense_power_graph",
+    "normalize_adjacency",
+    "phi_graph",
+    "sparse_power_graph",
+    "symmetric_max",
+    "topk_rows",
+]
+
+#: ``dense`` (a), ``sparse`` (b), ``phi`` (c).
+GRAPH_KINDS: tuple[str, ...] = ("dense", "sparse", "phi")
+
+
+def symmetric_max(matrix: Tensor) -> Tensor:
+    """``max(M, M^T)`` element-wise, for a sparse CSR or dense ``(N, N)`` matrix."""
+    if matrix.layout == torch.strided:
+        return torch.maximum(matrix, matrix.transpose(0, 1))
+    n = matrix.shape[0]
+    rows, cols, values = csr_row_indices(matrix), matrix.col_indices(), matrix.values()
+    r, c, v = torch.cat([rows, cols]), torch.cat([cols, rows]), torch.cat([values, values])
+    key = r * n + c
+    unique, inverse = torch.unique(key, sorted=True, return_inverse=True)
+    top = torch.full((len(unique),), -torch.inf, dtype=v.dtype, device=v.device)
+    top = top.scatter_reduce(0, inverse, v, reduce="amax")
+    return csr_from_coo(unique // n, unique % n, top, (n, n))
+
+
+def normalize_adjacency(matrix: Tensor, *, normalize: bool = True) -> Tensor:
+    """``row-normalise(max(M, M^T) + I)`` (or ``M + I`` with ``normalize=False``, the paper's
+    eq. 1 as printed).
+
+    Shapes:
+        matrix: ``(N, N)`` sparse CSR or dense. Returns the same layout.
+    """
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"expected a square matrix, got {tuple(matrix.shape)}")
+    n = matrix.shape[0]
+    dense = matrix.layout == torch.strided
+    sym = symmetric_max(matrix) if normalize else matrix
+    if dense:
+        out = sym + torch.eye(n, dtype=sym.dtype, device=sym.device)
+        return out / out.sum(1, keepdim=True) if normalize else out
+    nodes = torch.arange(n, device=sym.device)
+    rows, cols = torch.cat([csr_row_indices(sym), nodes]), torch.cat([sym.col_indices(), nodes])
+    values = torch.cat([sym.values(), torch.ones(n, dtype=sym.values().dtype, device=sym.device)])
+    out = csr_from_coo(rows, cols, values, (n, n))
+    return transition_matrix(out, normalize="row") if normalize else out
+
+
+def dense_power_graph(
+    affinity: Tensor, *, beta: float = 10.0, exp_times: int = 8, normalize: bool = True
+) -> Tensor:
+    """Graph (a): the exact ``T^(2^exp_times)`` by dense squaring, normalised.
+
+    Args:
+        affinity: Symmetric affinity with self-loops (sparse CSR or dense), e.g.
+            :func:`wsss.graph.affinity_matrix` of an affinity network's window weights.
+        beta: Exponent of the affinities (IRNet 10).
+        exp_times: Squarings ``k`` (8: ``T^256``).
+        normalize: See :func:`normalize_adjacency`.
+
+    Returns:
+        ``(N, N)`` dense float tensor.
+    """
+    dense = affinity.to_dense() if affinity.layout != torch.strided else affinity
+    trans = dense_transition_matrix(dense, beta)
+    for _ in range(exp_times):
+        trans = trans @ trans
+    return normalize_adjacency(trans, normalize=normalize)
+
+
+def sparse_power_graph(
+    affinity: Tensor,
+    *,
+    beta: float = 10.0,
+    exp_times: int = 8,
+    topk: int = 32,
+    normalize: bool = True,
+) -> Tensor:
+    """Graph (b): ``T^(2^exp_times)`` by sparse squaring, ``topk`` values kept per row after
+    each squaring (rows rescaled to their sums), then normalised.
+
+    Args:
+        affinity: ``(N, N)`` symmetric sparse CSR affinity with self-loops.
+        beta: Exponent of the affinities.
+        exp_times: Squarings.
+        topk: Values kept per row (the graph has at most ``N (2 topk + 1)`` non-zeros).
+        normalize: See :func:`normalize_adjacency`.
+
+    Returns:
+        ``(N, N)`` sparse CSR.
+    """
+    power = transition_matrix(affinity, beta=beta, normalize="row")
+    for _ in range(exp_times):
+        product = power @ power
+        if product.layout != torch.sparse_csr:  # pragma: no cover - depends on the torch version
+            product = product.to_sparse_csr()
+        power = topk_rows(product, topk)
+    return normalize_adjacency(power, normalize=normalize)
+
+
+def topk_rows(matrix: Tensor, topk: int) -> Tensor:
+    """The ``topk`` largest values of each row of a CSR matrix, each row rescaled to its former
+    sum (a row-stochastic matrix stays stochastic); zeros dropped.
+
+    Done on a padded ``(N, max row length)`` copy with ``torch.topk``: several times faster than
+    sorting all values (:func:`wsss.graph.prune_rows` does that, with more options).
+
+    Shapes:
+        matrix: ``(N, M)`` sparse CSR. Returns ``(N, M)`` sparse CSR, columns sorted in each row.
+    """
+    if topk < 1:
+        raise ValueError(f"topk must be positive, got {topk}")
+    n, m = matrix.shape
+    crow, values = matrix.crow_indices(), matrix.values()
+    rows = csr_row_indices(matrix)
+    width = int((crow[1:] - crow[:-1]).max()) if n else 0
+    if width <= topk:
+        return matrix
+    pos = torch.arange(len(rows), device=rows.device) - crow[rows]
+    padded = values.new_zeros(n, width).index_put_((rows, pos), values)
+    cols = torch.zeros(n, width, dtype=torch.int64, device=rows.device)
+    cols.index_put_((rows, pos), matrix.col_indices().to(torch.int64))
+    kept, index = padded.topk(topk, dim=1)
+    kept_cols, order = cols.gather(1, index).sort(dim=1)
+    kept = kept.gather(1, order)
+    scale = padded.sum(1, keepdim=True) / kept.sum(1, keepdim=True).clamp_min(
+        torch.finfo(kept.dtype).tiny
+    )
+    kept = kept * scale
+    keep = kept > 0
+    new_crow = torch.zeros(n + 1, dtype=torch.int64, device=rows.device)
+    new_crow[1:] = keep.sum(1).cumsum(0)
+    return _csr(new_crow, kept_cols[keep], kept[keep], n, m)
+
+
+def phi_graph(image: Tensor, *, normalize: bool = True, **options: object) -> Tensor:
+    """Graph (c): ``Phi`` of eq. (7) on the grid's image (:func:`wsss.gcn.phi.phi_matrix`),
+    normalised.
+
+    Shapes:
+        image: ``(h, w, 3)``, 0-255. Returns ``(h w, h w)`` sparse CSR.
+    """
+    return normalize_adjacency(phi_matrix(image, **options), normalize=normalize)
