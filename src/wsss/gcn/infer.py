@@ -184,11 +184,14 @@ class GcnPropagator:
                           seeds=seeds_to_outputs(seeds, cam.keys).to(self.device),
                           num_outputs=1 + len(cam.keys), phi=phi, seed=self.seed)  # fmt: skip
 
-    def finish(self, image: np.ndarray, cam: CamFile, probs: Tensor) -> np.ndarray:
-        """Upsample, optionally dCRF, argmax: the ``(H, W)`` uint8 label map."""
+    def finish(
+        self, image: np.ndarray, cam: CamFile, probs: Tensor, *, crf: bool | None = None
+    ) -> np.ndarray:
+        """Upsample, dCRF (``crf``, default: the propagator's setting), argmax: the ``(H, W)``
+        uint8 label map."""
         size = (image.shape[0], image.shape[1])
         maps = upsample_probs(probs, tuple(cam.cams.shape[1:]), size)  # type: ignore[arg-type]
-        if self.crf:
+        if self.crf if crf is None else crf:
             img = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
             with torch.no_grad():
                 maps = dense_crf(img.to(maps.device), unary_from_probs(maps[None]), n_iter=10,

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from wsss.engine import barrier
 from wsss.pipeline.pseudo import cam_dir, pseudo_split, seed_dir
 
@@ -69,6 +71,77 @@ def stage_random_walk(ctx: Any) -> dict[str, Any]:
 def pseudo_label_folders(ctx: Any) -> dict[str, Path]:
     """Complete pseudo-label folders made so far, by display name (for scoring and the report)."""
     names = {"irn": "IRNet RW", "psa": "AffinityNet RW"}
-    return {
+    folders = {
         names.get(m, f"{m} RW"): rw_dir(ctx, m) for m in _methods(ctx) if rw_dir(ctx, m).is_dir()
     }
+    for variant in _gcn_variants(ctx):
+        label = str(variant.get("label", variant["name"]))
+        for crf, suffix in ((False, ""), (True, " + dCRF")):
+            if gcn_dir(ctx, variant, crf=crf).is_dir():
+                folders[label + suffix] = gcn_dir(ctx, variant, crf=crf)
+    return folders
+
+
+def gcn_dir(ctx: Any, variant: dict[str, Any], *, crf: bool) -> Path:
+    """Folder of one GCN variant's label PNGs (image size), without or with the dense CRF."""
+    return ctx.path / "gcn" / (f"{variant['name']}_crf" if crf else str(variant["name"]))
+
+
+def _gcn_variants(ctx: Any) -> list[dict[str, Any]]:
+    return list(ctx.config.get("gcn", {}).get("variants", []))
+
+
+def stage_gcn(ctx: Any) -> dict[str, Any]:
+    """WSGCN: a GCN trained per image on the WSGCN seeds over the graph of each configured
+    variant (``config["gcn"]["variants"]``: ``name``, ``label``, ``graph`` sparse|dense|phi,
+    ``affinity``: the method whose run gives the graph and the node features). Each GCN is
+    trained once and its output written twice: argmax of the upsampled probabilities, and after
+    the dense CRF (the paper's table 2 rows "+dCRF")."""
+    from wsss.engine import dist_info, pending, shard
+    from wsss.engine.progress import track
+    from wsss.gcn.train import train_gcn
+    from wsss.io.palette import write_label_png
+    from wsss.propagation.infer import create_propagator
+    from wsss.seeds.infer import read_cam_for_image
+
+    cfg = ctx.config["gcn"]
+    batch = int(cfg.get("batch_size", 16))
+    dataset = ctx.dataset(pseudo_split(ctx))
+    info = dist_info()
+    mine = shard(dataset.ids, info.rank, info.world)
+    written = {}
+    for variant in _gcn_variants(ctx):
+        method = variant.get("affinity")
+        propagator: Any = create_propagator(
+            "gcn",
+            graph=variant.get("graph", "sparse"),
+            affinity=None if method is None else affinity_run(ctx, method),
+            crf=True,
+            seed=int(ctx.config["seed"]),
+            device=ctx.config["device"],
+        )
+        outs = {crf: gcn_dir(ctx, variant, crf=crf) for crf in (False, True)}
+        missing: set[str] = set()
+        for folder in outs.values():
+            missing.update(pending(mine, lambda i, d=folder: d / f"{i}.png"))
+        todo = [i for i in mine if i in missing]
+        groups = [todo[k : k + batch] for k in range(0, len(todo), batch)]
+        bar = track(groups, description=f"GCN {variant['name']} ({batch} images a step)",
+                    enabled=ctx.progress)  # fmt: skip
+        for group in bar:
+            images = [dataset.load_image(i) for i in group]
+            cams = [read_cam_for_image(cam_dir(ctx) / f"{i}.npz", size=im.shape[:2],
+                                       num_classes=dataset.classes.num_classes,
+                                       full_resolution=False)
+                    for i, im in zip(group, images, strict=True)]  # fmt: skip
+            with_classes = [k for k, cam in enumerate(cams) if len(cam.keys)]
+            problems = [propagator.problem(images[k], cams[k]) for k in with_classes]
+            probs = dict(zip(with_classes, train_gcn(problems, propagator.settings), strict=True))
+            for k, image_id in enumerate(group):
+                for crf, out in outs.items():
+                    label = (propagator.finish(images[k], cams[k], probs[k], crf=crf)
+                             if k in probs else np.zeros(images[k].shape[:2], np.uint8))  # fmt: skip
+                    write_label_png(out / f"{image_id}.png", label)
+        written.update({str(out): len(todo) for out in outs.values()})
+    barrier()
+    return written
