@@ -5,20 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from affinity_fakes import make_tiny_run
 from wsss.affinity import resolve_config, train
 from wsss.data.voc import VOCSegmentation
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny graphs: one thread is as fast, and immune to oversubscription on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="package")
