@@ -79,3 +79,25 @@ def test_parse_settings() -> None:
     }
     with pytest.raises(WsssError, match="KEY=VALUE"):
         parse_settings(["cam.epochs"])
+
+
+def test_ablate_gcn_on_the_run(finished_run: Path, monkeypatch) -> None:
+    args = ["ablate", "gcn", "--run", str(finished_run), "--limit", "5", "--batch-size", "3"]
+    assert _run(args, monkeypatch) == 0
+    result = json.loads((finished_run / "ablation" / "gcn.json").read_text())
+    assert result["images"] == 5
+    rows = result["rows"]
+    assert list(rows)[:3] == ["CAM", "AffinityNet RW", "IRNet RW"]
+    assert len(rows) == 3 + 5
+    for name, scores in rows.items():
+        assert 0.0 <= scores["miou"] <= 100.0, name
+    folders = sorted(p.name for p in (finished_run / "ablation" / "gcn").iterdir())
+    assert len(folders) == 5
+    for folder in folders:
+        assert len(list((finished_run / "ablation" / "gcn" / folder).glob("*.png"))) == 5
+    # the WSGCN-I row trains the same GCNs as the pipeline's gcn stage: same labels
+    same = finished_run / "ablation" / "gcn" / "gcn_l_ent_l_lp_wsgcn_i"
+    for png in same.glob("*.png"):
+        assert png.read_bytes() == (finished_run / "gcn" / "wsgcn_i" / png.name).read_bytes()
+    table = (finished_run / "ablation" / "gcn.md").read_text()
+    assert "| GCN: + l_ent + l_lp + dCRF |" in table

@@ -10,7 +10,19 @@ import sys
 
 import typer
 
-from wsss.cli import affinity, cam, convert, evaluate, propagate, refine, run, seeds, synth, viz
+from wsss.cli import (
+    ablate,
+    affinity,
+    cam,
+    convert,
+    evaluate,
+    propagate,
+    refine,
+    run,
+    seeds,
+    synth,
+    viz,
+)
 from wsss.cli.common import state
 from wsss.engine import shutdown_distributed
 from wsss.errors import WsssError
@@ -44,6 +56,7 @@ app.command("train-affinity")(affinity.train_affinity)
 app.command("propagate")(propagate.propagate)
 app.command("refine")(refine.refine)
 app.add_typer(convert.app, name="convert")
+app.add_typer(ablate.app, name="ablate")
 
 
 def main() -> None:
