@@ -13,7 +13,7 @@ from wsss.errors import WsssError
 
 TINY = ["--train", "12", "--val", "6", "--size", "64", "--set", "cam.epochs=1", "--set", "cam.batch_size=4",
         "--set", "cam.scales=[1.0, 0.5]", "--set", "report.samples=3",
-        "--set", "affinity.epochs={irn: 1, psa: 1}", "--set", "affinity.batch_size=4", "--set", "gcn.batch_size=5"]  # fmt: skip
+        "--set", "affinity.epochs={irn: 1, psa: 1}", "--set", "affinity.batch_size=4", "--set", "gcn.batch_size=5", "--set", "ablation.gcn_images=4"]  # fmt: skip
 
 
 _run = run_wsss
@@ -31,7 +31,7 @@ def test_every_stage_runs_and_reports(finished_run: Path) -> None:
     manifest = json.loads((finished_run / "manifest.json").read_text())
     stages = manifest["stages"]
     for name in ("data", "colour_baseline", "train_cam", "cam", "seeds", "train_affinity",
-                 "random_walk", "gcn", "pseudo_evaluate",
+                 "random_walk", "gcn", "ablation_gcn", "pseudo_evaluate",
                  "evaluate", "report"):  # fmt: skip
         assert stages[name]["status"] == "done", name
     assert len(list((finished_run / "cams" / "train").glob("*.npz"))) == 12
@@ -52,6 +52,7 @@ def test_every_stage_runs_and_reports(finished_run: Path) -> None:
     assert "## Pseudo labels on train" in report
     assert "| irnet seeds |" in report and "CAM (best threshold" in report
     assert "| IRNet RW |" in report and "| AffinityNet RW |" in report
+    assert "## Ablation (WSGCN table 2)" in report and "| GCN: + l_lp |" in report
     assert set(pseudo["labels"]) == {"IRNet RW", "AffinityNet RW", "WSGCN-I", "WSGCN-I + dCRF"}
     for scores in pseudo["labels"].values():
         assert scores["labelled_ratio"] == 100.0

@@ -145,3 +145,16 @@ def stage_gcn(ctx: Any) -> dict[str, Any]:
         written.update({str(out): len(todo) for out in outs.values()})
     barrier()
     return written
+
+
+def stage_ablation_gcn(ctx: Any) -> dict[str, Any]:
+    """WSGCN table 2 on the first ``config["ablation"]["gcn_images"]`` images (``wsss ablate
+    gcn``); skipped when that is 0 or no IRNet affinity network was trained."""
+    from wsss.ablation import ablate_gcn
+
+    images = int(ctx.config.get("ablation", {}).get("gcn_images", 0))
+    if images <= 0 or "irn" not in _methods(ctx):
+        return {"skipped": True}
+    batch = int(ctx.config.get("gcn", {}).get("batch_size", 16))
+    result = ablate_gcn(ctx.path, limit=images, batch_size=batch, progress=ctx.progress)
+    return {"table": str(ctx.path / "ablation" / "gcn.md"), "images": result["images"]}

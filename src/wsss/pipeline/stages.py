@@ -19,7 +19,12 @@ from wsss.errors import WsssError
 from wsss.io.atomic import atomic_write_text
 from wsss.io.palette import write_label_png
 from wsss.io.rundir import RunDir
-from wsss.pipeline.propagation import stage_gcn, stage_random_walk, stage_train_affinity
+from wsss.pipeline.propagation import (
+    stage_ablation_gcn,
+    stage_gcn,
+    stage_random_walk,
+    stage_train_affinity,
+)
 from wsss.pipeline.pseudo import (
     stage_cam,
     stage_pseudo_evaluate,
@@ -133,6 +138,7 @@ STAGES: list[Stage] = [
     Stage("train_affinity", stage_train_affinity, "IRNet / AffinityNet affinity networks"),
     Stage("random_walk", stage_random_walk, "random-walk propagation of the CAMs"),
     Stage("gcn", stage_gcn, "WSGCN: per-image GCNs on the seeds"),
+    Stage("ablation_gcn", stage_ablation_gcn, "WSGCN table 2 on a subset of train"),
     Stage("pseudo_evaluate", stage_pseudo_evaluate, "CAMs, seeds and pseudo labels on train"),
     Stage("evaluate", stage_evaluate, "mIoU and boundary F of every method on val"),
     Stage("report", stage_report, "report.md, metrics.json, figures"),

@@ -151,6 +151,9 @@ def write_report(ctx: Any) -> dict[str, Path]:
             pseudo_lines += [f"![CAM threshold sweep]({curve.relative_to(ctx.path)})", ""]
         if _cam_grid(ctx, cam_grid):
             pseudo_lines += [f"![CAMs and seeds]({cam_grid.relative_to(ctx.path)})", ""]
+        ablation = ctx.path / "ablation" / "gcn.md"
+        if ablation.is_file():
+            pseudo_lines += ["## Ablation (WSGCN table 2)", "", ablation.read_text().strip(), ""]
     manifest = ctx.rundir.manifest()
     seconds = {k: v.get("seconds") for k, v in manifest["stages"].items()}
     grid = ctx.path / "figures" / "samples.png"
