@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from wsss.errors import WsssError
 from wsss.gcn.infer import GcnPropagator
@@ -30,7 +29,6 @@ def create_gcn_propagator(
     exp_times: int = 8,
     seed: int = 0,
     device: str = "cpu",
-    **ignored: Any,
 ) -> GcnPropagator:
     """A GCN propagator; ``features`` defaults to ``affinity`` with an affinity run, else
     ``backbone`` with a CAM checkpoint, else ``colour``.

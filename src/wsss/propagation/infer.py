@@ -149,8 +149,15 @@ def _create_rw(*, affinity: str | Path, device: str = "cpu", **overrides: Any) -
 
 #: Propagation method -> factory ``(**options) -> Propagator``.
 def _create_gcn(**options: Any) -> Propagator:
+    import inspect
+
     from wsss.gcn import create_gcn_propagator
 
+    valid = set(inspect.signature(create_gcn_propagator).parameters)
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        raise WsssError(f"gcn has no option(s) {', '.join(unknown)}; "
+                        f"its options: {', '.join(sorted(valid))}")  # fmt: skip
     return create_gcn_propagator(**options)
 
 
