@@ -41,32 +41,37 @@ def _env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
+def _finished(folder: Path, pattern: str) -> list[Path]:
+    """Outputs matching ``pattern``, without the hidden temporaries a kill may leave behind."""
+    return sorted(p for p in folder.glob(pattern) if not p.name.startswith("."))
+
+
 def _kill_after(args: list[str], out: Path, pattern: str, at_least: int) -> int:
     """Start the command, SIGKILL it once ``at_least`` outputs exist; the count at the kill."""
     proc = subprocess.Popen(_command(args), env=_env())
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            if out.is_dir() and len(list(out.glob(pattern))) >= at_least:
+            if out.is_dir() and len(_finished(out, pattern)) >= at_least:
                 proc.send_signal(signal.SIGKILL)
                 break
             time.sleep(0.01)
     finally:
         proc.wait(timeout=60)
-    return len(list(out.glob(pattern)))
+    return len(_finished(out, pattern))
 
 
 def _files(folder: Path, pattern: str) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.glob(pattern))}
+    return {p.name: p.read_bytes() for p in _finished(folder, pattern)}
 
 
 def _check_resume(args: list[str], out: Path, reference: Path, pattern: str) -> None:
     subprocess.run(_command([*args, "--out", str(reference)]), check=True, env=_env(), timeout=300)
     written = _kill_after([*args, "--out", str(out)], out, pattern, at_least=3)
     assert 3 <= written < N_IMAGES, f"the kill came too late ({written} files)"
-    before = {p.name: p.stat().st_mtime_ns for p in out.glob(pattern)}
+    before = {p.name: p.stat().st_mtime_ns for p in _finished(out, pattern)}
     subprocess.run(_command([*args, "--out", str(out)]), check=True, env=_env(), timeout=300)
-    after = {p.name: p.stat().st_mtime_ns for p in out.glob(pattern)}
+    after = {p.name: p.stat().st_mtime_ns for p in _finished(out, pattern)}
     assert all(after[name] == mtime for name, mtime in before.items())  # finished: not redone
     assert len(after) == N_IMAGES
     assert _files(out, pattern) == _files(reference, pattern)
