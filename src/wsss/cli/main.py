@@ -20,6 +20,7 @@ from wsss.cli import (
     refine,
     run,
     seeds,
+    seg,
     synth,
     viz,
 )
@@ -55,6 +56,8 @@ app.command("seeds")(seeds.seeds)
 app.command("train-affinity")(affinity.train_affinity)
 app.command("propagate")(propagate.propagate)
 app.command("refine")(refine.refine)
+app.command("train-seg")(seg.train_seg)
+app.command("predict")(seg.predict)
 app.add_typer(convert.app, name="convert")
 app.add_typer(ablate.app, name="ablate")
 

@@ -1,0 +1,309 @@
+"""ES-CRF: embedded superpixel CRF message passing on high-level features (ES-CRF paper, eqs. 4-8).
+
+.. math::
+
+    F^*_i = \\frac{1}{Z_i}\\Big(F_i + \\sum_{j \\ne i} \\psi_p(i, j) F_j + F^S_i\\Big)  \\quad (4)
+
+    \\psi_p(i, j) = \\mu(i, j)\\, k(f_i, f_j)  \\quad (5) \\qquad
+    k(f_i, f_j) = \\mathrm{conv}([I_i, p_i]) \\cdot \\mathrm{conv}([I_j, p_j])  \\quad (6)
+
+    \\mu(i, j) = \\mathrm{sigmoid}(\\mathrm{conv}[F_i, F_j])  \\quad (7) \\qquad
+    F^S_i = \\sum_{l \\in Q(i)} \\tfrac{1}{n} F_l  \\quad (8)
+
+Readings of passages the paper leaves open (no public code exists):
+
+1. **Kernel normalisation.** Eq. 6 is a raw dot product, which can be negative, while ``Z_i`` of eq. 4
+   is a partition function. We turn the dot products into weights with a softmax over ``j != i``
+   (``k(i, j) = softmax_j(f_i . f_j)``): non-negative, summing to 1, the exponential of eq. 3's
+   Gaussian kernels with a learned metric (``softmax_j(x_i^T M x_j)`` equals
+   ``exp(-|x_i - x_j|^2_M / 2)`` up to a per-``j`` factor). ``F^p_i = sum_j mu k F_j`` is then a
+   gated weighted mean of ``F``, on the same footing as the superpixel mean ``F^S`` (Fig. 1(b):
+   "F, F^p and F^s are fused").
+2. **Z_i** is the total weight of the three terms, ``Z_i = 1 + sum_{j != i} mu(i, j) k(i, j) + 1``,
+   so ``F*`` is a convex combination of ``F_i``, the pairwise message and ``F^S_i`` (as ``P-hat`` in
+   eq. 13). An ablated term (psi_p only / psi_s only, Table 2) drops out of ``Z`` too.
+3. **mu** is one scalar per pair: a 1x1 convolution of the concatenation ``[F_i, F_j]`` to one channel,
+   i.e. ``w_q . F_i + w_k . F_j + b`` (computed as two 1x1 convolutions, never per pair).
+4. **conv([I, p])** is one 1x1 convolution (``embed_channels`` outputs) of the image scaled to [0, 1]
+   (the model's ImageNet-normalised input, un-normalised) and averaged over each feature cell,
+   concatenated with sinusoidal ("cosine", [45] = Vaswani et al.) embeddings of the cell centre in input
+   pixels: ``sin`` and ``cos`` of ``y`` and ``x`` at ``num_frequencies`` wavelengths spaced
+   geometrically in ``wavelengths`` (default 8 to 1024 pixels). Pixel units keep distances the same
+   for crops and whole images.
+5. **G** is every other position of the feature map (dense, as DenseCRF; eq. 1).
+6. **Where.** ``F`` is the DeepLabV3+ decoder output (stride 4), right before the classifier, since
+   Fig. 2 and eq. 10 put ES-CRF between the features and the class weights.
+7. **Superpixels.** SLIC is run once on the full-resolution image; its map is reduced to the feature
+   resolution by nearest sampling at cell centres, and ``F^S_i`` averages ``F`` over the cells of
+   ``i``'s superpixel (``n`` counted at feature resolution). Augmentation transforms the map with
+   the image.
+
+Memory: the pairwise term never holds more than ``chunk x N`` pair weights per image (``N = h * w``):
+queries are processed in chunks of ``chunk`` rows (each row sees all keys, so the softmax is exact)
+and, with autograd on, each chunk is recomputed in the backward pass (``torch.utils.checkpoint``)
+instead of being stored. Peak extra memory is ``O(B * chunk * N)``; time stays ``O(B N^2 (d + C))``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+__all__ = [
+    "ESCRF",
+    "cosine_position_embedding",
+    "downsample_segments",
+    "es_crf",
+    "pairwise_message",
+    "superpixel_mean",
+]
+
+
+def cosine_position_embedding(
+    size: tuple[int, int], *, stride: tuple[float, float], num_frequencies: int = 8,
+    wavelengths: tuple[float, float] = (8.0, 1024.0), device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:  # fmt: skip
+    """Sinusoidal embeddings of the cell centres of an ``h x w`` grid, in input pixels.
+
+    Args:
+        size: ``(h, w)`` of the grid.
+        stride: Input pixels per cell along ``(y, x)``.
+        num_frequencies: Wavelengths per axis.
+        wavelengths: Shortest and longest wavelength in input pixels (geometric spacing).
+        device: Output device.
+        dtype: Output dtype.
+
+    Returns:
+        ``(4 * num_frequencies, h, w)``: ``sin y, cos y, sin x, cos x`` blocks.
+    """
+    h, w = size
+    lo, hi = wavelengths
+    steps = torch.arange(num_frequencies, device=device, dtype=torch.float64)
+    ratio = steps / max(1, num_frequencies - 1)
+    omega = 2 * math.pi / (lo * (hi / lo) ** ratio)
+    ys = (torch.arange(h, device=device, dtype=torch.float64) + 0.5) * stride[0]
+    xs = (torch.arange(w, device=device, dtype=torch.float64) + 0.5) * stride[1]
+    ay, ax = omega[:, None] * ys[None], omega[:, None] * xs[None]  # (K, h), (K, w)
+    blocks = [ay.sin()[:, :, None].expand(-1, h, w), ay.cos()[:, :, None].expand(-1, h, w),
+              ax.sin()[:, None, :].expand(-1, h, w), ax.cos()[:, None, :].expand(-1, h, w)]  # fmt: skip
+    return torch.cat(blocks).to(dtype)
+
+
+def downsample_segments(superpixels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Superpixel ids at a lower resolution: nearest sampling at the centres of the output cells.
+
+    Shapes:
+        superpixels: ``(B, H, W)`` int64. Returns ``(B, h, w)`` int64.
+    """
+    if superpixels.ndim != 3:
+        raise ValueError(f"expected (B, H, W) superpixels, got {tuple(superpixels.shape)}")
+    H, W = superpixels.shape[-2:]
+    h, w = size
+    ys = ((torch.arange(h, device=superpixels.device) + 0.5) * H / h).long().clamp_(max=H - 1)
+    xs = ((torch.arange(w, device=superpixels.device) + 0.5) * W / w).long().clamp_(max=W - 1)
+    return superpixels[:, ys][:, :, xs]
+
+
+def superpixel_mean(features: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
+    """``F^S`` of eq. 8: each position gets the mean of ``features`` over its segment.
+
+    Args:
+        features: Feature map ``F``.
+        segments: Non-negative segment id of each position (ids are per image).
+
+    Shapes:
+        features: ``(B, C, h, w)``; segments: ``(B, h, w)`` int64. Returns ``(B, C, h, w)``.
+    """
+    B, C, h, w = features.shape
+    if segments.shape != (B, h, w):
+        raise ValueError(f"segments must be {(B, h, w)}, got {tuple(segments.shape)}")
+    if segments.dtype != torch.int64 or (segments.numel() and int(segments.min()) < 0):
+        raise ValueError("segments must be non-negative int64 ids")
+    num = int(segments.max()) + 1 if segments.numel() else 1
+    ids = (segments + num * torch.arange(B, device=segments.device)[:, None, None]).reshape(-1)
+    flat = features.permute(0, 2, 3, 1).reshape(-1, C)
+    sums = flat.new_zeros(B * num, C).index_add(0, ids, flat)
+    counts = torch.bincount(ids, minlength=B * num).clamp_(min=1).to(flat.dtype)
+    means = (sums / counts[:, None])[ids]
+    return means.reshape(B, h, w, C).permute(0, 3, 1, 2)
+
+
+def _pairwise_chunk(
+    start: int, feats: torch.Tensor, embed: torch.Tensor, gate_q: torch.Tensor,
+    gate_k: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Message and weight sum of the query rows ``start : start + gate_q.shape[1]``."""
+    s = start
+    rows = gate_q.shape[1]
+    n = embed.shape[-1]
+    logits = torch.bmm(embed[:, :, s : s + rows].transpose(1, 2), embed)  # (B, rows, N)
+    cols = torch.arange(n, device=embed.device)
+    own = cols[None, :] == torch.arange(s, s + rows, device=embed.device)[:, None]
+    kernel = logits.masked_fill(own, float("-inf")).softmax(dim=-1)  # eq. 6, reading 1
+    weights = torch.sigmoid(gate_q[:, :, None] + gate_k[:, None, :]) * kernel  # eqs. 5, 7
+    return torch.bmm(weights, feats.transpose(1, 2)), weights.sum(-1)
+
+
+def pairwise_message(
+    features: torch.Tensor, embed: torch.Tensor, gate_q: torch.Tensor, gate_k: torch.Tensor,
+    *, chunk: int = 1024,
+) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """``sum_{j != i} psi_p(i, j) F_j`` and ``sum_{j != i} psi_p(i, j)`` (eqs. 4-7), in query chunks.
+
+    ``psi_p(i, j) = sigmoid(gate_q_i + gate_k_j) * softmax_{j != i}(embed_i . embed_j)``.
+
+    Args:
+        features: ``F``, flattened.
+        embed: Kernel embeddings ``f = conv([I, p])``, flattened.
+        gate_q: Query half of the compatibility logit (``w_q . F_i + b``).
+        gate_k: Key half of the compatibility logit (``w_k . F_j``).
+        chunk: Query rows per step; with autograd each chunk is recomputed in backward.
+
+    Shapes:
+        features: ``(B, C, N)``; embed: ``(B, d, N)``; gate_q, gate_k: ``(B, N)``.
+        Returns ``(B, N, C)`` and ``(B, N)``.
+    """
+    B, C, N = features.shape
+    bad_gates = gate_q.shape != (B, N) or gate_k.shape != (B, N)
+    if embed.shape[0] != B or embed.shape[-1] != N or bad_gates:
+        raise ValueError(f"shapes disagree: features {tuple(features.shape)}, embed "
+                         f"{tuple(embed.shape)}, gates {tuple(gate_q.shape)}, {tuple(gate_k.shape)}")  # fmt: skip
+    if chunk < 1:
+        raise ValueError(f"chunk must be positive, got {chunk}")
+    if N == 1:
+        return features.new_zeros(B, 1, C), features.new_zeros(B, 1)
+    messages, sums = [], []
+    grad = torch.is_grad_enabled() and any(
+        t.requires_grad for t in (features, embed, gate_q, gate_k)
+    )
+    for s in range(0, N, chunk):
+        args = (s, features, embed, gate_q[:, s : s + chunk], gate_k)
+        if grad and chunk < N:
+            msg, total = checkpoint(_pairwise_chunk, *args, use_reentrant=False)
+        else:
+            msg, total = _pairwise_chunk(*args)
+        messages.append(msg)
+        sums.append(total)
+    return torch.cat(messages, 1), torch.cat(sums, 1)
+
+
+def es_crf(
+    features: torch.Tensor, segments: torch.Tensor | None, *, embed: torch.Tensor | None = None,
+    gate_q: torch.Tensor | None = None, gate_k: torch.Tensor | None = None, chunk: int = 1024,
+) -> torch.Tensor:  # fmt: skip
+    """Eq. 4: ``F* = (F + sum_j psi_p F_j + F^S) / Z`` with ``Z = 1 + sum_j psi_p + 1``.
+
+    Args:
+        features: ``F``.
+        segments: Superpixel ids at the feature resolution, or None to leave out ``F^S`` (eq. 8).
+        embed: ``f = conv([I, p])`` at the feature resolution (eq. 6), or None to leave out the
+            pairwise term (then ``gate_q`` and ``gate_k`` are not needed).
+        gate_q: ``w_q . F_i + b`` (eq. 7).
+        gate_k: ``w_k . F_j`` (eq. 7).
+        chunk: Query rows per step of the pairwise term.
+
+    Shapes:
+        features: ``(B, C, h, w)``; segments: ``(B, h, w)`` int64; embed: ``(B, d, h, w)``;
+        gate_q, gate_k: ``(B, 1, h, w)``. Returns ``(B, C, h, w)``.
+    """
+    B, C, h, w = features.shape
+    total = features
+    z = torch.ones_like(features[:, :1])
+    if embed is not None:
+        if gate_q is None or gate_k is None:
+            raise ValueError("the pairwise term needs gate_q and gate_k")
+        msg, weight = pairwise_message(
+            features.reshape(B, C, -1), embed.reshape(B, embed.shape[1], -1),
+            gate_q.reshape(B, -1), gate_k.reshape(B, -1), chunk=chunk,
+        )  # fmt: skip
+        total = total + msg.transpose(1, 2).reshape(B, C, h, w)
+        z = z + weight.reshape(B, 1, h, w)
+    if segments is not None:
+        total = total + superpixel_mean(features, segments)
+        z = z + 1
+    return total / z
+
+
+class ESCRF(nn.Module):
+    """The ES-CRF module (eqs. 4-8): refines features with pairwise and superpixel messages.
+
+    Args:
+        channels: Channels ``C`` of the features it refines.
+        embed_channels: Channels ``d`` of the kernel embedding ``conv([I, p])``.
+        num_frequencies: Wavelengths per axis of the cosine position embedding.
+        wavelengths: Shortest and longest wavelength, in input pixels.
+        pairwise: Use psi_p (Table 2 ablation).
+        superpixel: Use psi_s / ``F^S`` (Table 2 ablation).
+        chunk: Query rows per step of the pairwise term (bounds memory, see the module notes).
+
+    Shapes:
+        features: ``(B, C, h, w)``; images: ``(B, 3, H, W)`` ImageNet-normalised; superpixels:
+        ``(B, H, W)`` int64 (needed when ``superpixel``). Output ``(B, C, h, w)``.
+
+    Example:
+        >>> m = ESCRF(channels=8, embed_channels=4)
+        >>> m(torch.randn(2, 8, 4, 4), torch.randn(2, 3, 16, 16),
+        ...   torch.zeros(2, 16, 16, dtype=torch.long)).shape
+        torch.Size([2, 8, 4, 4])
+    """
+
+    def __init__(
+        self, *, channels: int, embed_channels: int = 32, num_frequencies: int = 8,
+        wavelengths: tuple[float, float] = (8.0, 1024.0), pairwise: bool = True,
+        superpixel: bool = True, chunk: int = 1024,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        if not (pairwise or superpixel):
+            raise ValueError("ES-CRF needs at least one of pairwise and superpixel")
+        self.pairwise, self.superpixel, self.chunk = pairwise, superpixel, chunk
+        self.num_frequencies, self.wavelengths = num_frequencies, tuple(wavelengths)
+        self.needs_superpixels = superpixel
+        self.embed = nn.Conv2d(3 + 4 * num_frequencies, embed_channels, 1) if pairwise else None
+        self.gate_query = nn.Conv2d(channels, 1, 1) if pairwise else None
+        self.gate_key = nn.Conv2d(channels, 1, 1, bias=False) if pairwise else None
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def kernel_embedding(self, images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """``conv([I, p])`` on an ``h x w`` grid (eq. 6): image in [0, 1] averaged per cell.
+
+        Shapes:
+            images: ``(B, 3, H, W)`` normalised. Returns ``(B, d, h, w)``.
+        """
+        assert self.embed is not None
+        unit = (images * self.std + self.mean).clamp(0, 1)
+        colour = F.adaptive_avg_pool2d(unit, size)
+        stride = (images.shape[-2] / size[0], images.shape[-1] / size[1])
+        pos = cosine_position_embedding(size, stride=stride, num_frequencies=self.num_frequencies,
+                                        wavelengths=self.wavelengths, device=images.device,
+                                        dtype=images.dtype)  # fmt: skip
+        pos = pos[None].expand(images.shape[0], -1, -1, -1)
+        return self.embed(torch.cat([colour, pos], dim=1))
+
+    def forward(
+        self, features: torch.Tensor, images: torch.Tensor, superpixels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if features.ndim != 4 or images.ndim != 4 or images.shape[0] != features.shape[0]:
+            raise ValueError(f"expected (B, C, h, w) features and (B, 3, H, W) images, got "
+                             f"{tuple(features.shape)} and {tuple(images.shape)}")  # fmt: skip
+        size = (features.shape[-2], features.shape[-1])
+        segments = None
+        if self.superpixel:
+            if superpixels is None or superpixels.shape != (images.shape[0], *images.shape[-2:]):
+                got = None if superpixels is None else tuple(superpixels.shape)
+                raise ValueError(f"superpixels must be (B, H, W) = "
+                                 f"{(images.shape[0], *images.shape[-2:])}, got {got}")  # fmt: skip
+            segments = downsample_segments(superpixels, size)
+        if not self.pairwise:
+            return es_crf(features, segments)
+        assert self.gate_query is not None and self.gate_key is not None
+        embed = self.kernel_embedding(images, size)
+        return es_crf(features, segments, embed=embed, gate_q=self.gate_query(features),
+                      gate_k=self.gate_key(features), chunk=self.chunk)  # fmt: skip

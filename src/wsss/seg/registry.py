@@ -1,0 +1,122 @@
+"""The segmentation heads by name: a plain dict and :func:`create_seg_model`.
+
+=================  ================================================================================
+name               model
+=================  ================================================================================
+``deeplabv2``      :class:`~wsss.seg.deeplab.DeepLabV2` (WSGCN, Group-WSSS: ResNet-101, stride 8)
+``deeplabv3plus``  :class:`~wsss.seg.deeplab.DeepLabV3Plus` (ES-CRF's baseline: ResNet-50/101, 16)
+``escrf``          DeepLabV3+ with :class:`~wsss.seg.escrf.ESCRF` on the decoder features
+``nonlocal``       DeepLabV3+ with a Non-local block there instead (ES-CRF Table 2)
+``jointcrf``       DeepLabV3+ with dense-CRF mean-field layers on its scores (Table 1 "Joint-CRF")
+=================  ================================================================================
+
+On the ``small`` backbone every head shrinks to fit a CPU (ASPP 64 channels, decoder 64, low level
+16, ES-CRF embedding 16, GroupNorm everywhere; dilations scaled to its 16x16 maps at 128 px).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from wsss.models.backbones import DEFAULT_OUTPUT_STRIDES, Backbone, create_backbone
+from wsss.seg.comparisons import JointCRF, NonLocal
+from wsss.seg.deeplab import DeepLabV2, DeepLabV3Plus, SegmentationModel
+from wsss.seg.escrf import ESCRF
+
+__all__ = ["DEFAULT_SEG_OUTPUT_STRIDES", "SEG_MODELS", "create_seg_model"]
+
+#: Output stride per head when none is given (DeepLab-v2: 8; DeepLabV3+: 16; small: 8).
+DEFAULT_SEG_OUTPUT_STRIDES: dict[str, int] = {
+    "deeplabv2": 8, "deeplabv3plus": 16, "escrf": 16, "nonlocal": 16, "jointcrf": 16,
+}  # fmt: skip
+
+
+def _v3plus_sizes(backbone: Backbone) -> dict[str, Any]:
+    if backbone.stage_channels[-1] <= 256:  # the small backbone
+        return {"rates": (3, 6, 9), "aspp_channels": 64, "low_level_channels": 16,
+                "decoder_channels": 64, "group_norm": True}  # fmt: skip
+    rates = (6, 12, 18) if backbone.output_stride == 16 else (12, 24, 36)
+    return {"rates": rates}
+
+
+def _deeplabv2(backbone: Backbone, num_classes: int, *, freeze_bn: bool) -> SegmentationModel:
+    small = backbone.stage_channels[-1] <= 256
+    rates = (3, 6, 9, 12) if small else (6, 12, 18, 24)
+    return DeepLabV2(backbone=backbone, num_classes=num_classes, rates=rates, freeze_bn=freeze_bn)
+
+
+def _deeplabv3plus(backbone: Backbone, num_classes: int, *, freeze_bn: bool) -> SegmentationModel:
+    return DeepLabV3Plus(backbone=backbone, num_classes=num_classes, freeze_bn=freeze_bn,
+                         **_v3plus_sizes(backbone))  # fmt: skip
+
+
+def _escrf(
+    backbone: Backbone, num_classes: int, *, freeze_bn: bool, pairwise: bool = True,
+    superpixel: bool = True, embed_channels: int | None = None, chunk: int = 1024,
+) -> SegmentationModel:  # fmt: skip
+    sizes = _v3plus_sizes(backbone)
+    channels = sizes.get("decoder_channels", 256)
+    embed = embed_channels or (16 if channels <= 64 else 32)
+    refine = ESCRF(channels=channels, embed_channels=embed, pairwise=pairwise,
+                   superpixel=superpixel, chunk=chunk)  # fmt: skip
+    return DeepLabV3Plus(backbone=backbone, num_classes=num_classes, freeze_bn=freeze_bn,
+                         refine=refine, **sizes)  # fmt: skip
+
+
+def _nonlocal(
+    backbone: Backbone, num_classes: int, *, freeze_bn: bool, chunk: int = 1024
+) -> SegmentationModel:
+    sizes = _v3plus_sizes(backbone)
+    refine = NonLocal(channels=sizes.get("decoder_channels", 256), chunk=chunk)
+    return DeepLabV3Plus(backbone=backbone, num_classes=num_classes, freeze_bn=freeze_bn,
+                         refine=refine, **sizes)  # fmt: skip
+
+
+def _jointcrf(
+    backbone: Backbone, num_classes: int, *, freeze_bn: bool, n_iter: int = 5
+) -> SegmentationModel:
+    return JointCRF(backbone=backbone, num_classes=num_classes, freeze_bn=freeze_bn,
+                    n_iter=n_iter, **_v3plus_sizes(backbone))  # fmt: skip
+
+
+#: Head name -> builder ``(backbone, num_classes, freeze_bn=, **options) -> SegmentationModel``.
+SEG_MODELS: dict[str, Callable[..., SegmentationModel]] = {
+    "deeplabv2": _deeplabv2,
+    "deeplabv3plus": _deeplabv3plus,
+    "escrf": _escrf,
+    "nonlocal": _nonlocal,
+    "jointcrf": _jointcrf,
+}
+
+
+def create_seg_model(
+    name: str, *, backbone: str, num_classes: int, pretrained: bool = False,
+    output_stride: int | None = None, freeze_bn: bool = False, **options: Any,
+) -> SegmentationModel:  # fmt: skip
+    """Build the segmentation network ``name`` on the backbone ``backbone``.
+
+    Args:
+        name: A key of :data:`SEG_MODELS`.
+        backbone: A key of :data:`~wsss.models.backbones.BACKBONES`.
+        num_classes: Output classes ``K`` (background included).
+        pretrained: ImageNet weights for the backbone (torchvision's weights API).
+        output_stride: 8 or 16; None: the head's default (:data:`DEFAULT_SEG_OUTPUT_STRIDES`),
+            and the backbone's own default for ``small``.
+        freeze_bn: Keep the backbone's BatchNorm fixed.
+        options: Head options (``escrf``: ``pairwise``, ``superpixel``, ``embed_channels``,
+            ``chunk``).
+
+    Raises:
+        KeyError: unknown name (the message lists the valid ones) or backbone.
+    """
+    if name not in SEG_MODELS:
+        raise KeyError(f"unknown segmentation model {name!r}; valid names: "
+                       f"{', '.join(sorted(SEG_MODELS))}")  # fmt: skip
+    if output_stride is None:
+        small = backbone == "small"
+        output_stride = (
+            DEFAULT_OUTPUT_STRIDES["small"] if small else DEFAULT_SEG_OUTPUT_STRIDES[name]
+        )
+    net = create_backbone(backbone, pretrained=pretrained, output_stride=output_stride)
+    return SEG_MODELS[name](net, num_classes, freeze_bn=freeze_bn, **options)
