@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -38,6 +40,16 @@ def test_batched_equals_sequential():
     reseeded = _problem(6, 7, 5, 3, 0)
     reseeded.seed = 7
     assert (train_gcn([reseeded], settings)[0] - together[0]).abs().max() > 1e-4
+
+
+def test_dense_graphs_batched_and_equal_to_the_same_sparse_graph():
+    sparse = [_problem(6, 7, 5, 3, 0), _problem(5, 5, 8, 2, 1)]
+    dense = [dataclasses.replace(p, adjacency=p.adjacency.to_dense()) for p in sparse]
+    settings = GcnSettings(steps=25)
+    together = train_gcn(dense, settings)
+    for d, s, q in zip(dense, sparse, together, strict=True):
+        assert (q - train_gcn([d], settings)[0]).abs().max() < 1e-5  # dense blocks, batched
+        assert (q - train_gcn([s], settings)[0]).abs().max() < 1e-4  # same matrix, CSR
 
 
 def test_training_fits_the_seeds_and_loss_switches():

@@ -175,6 +175,15 @@ def _check_csr(matrix: torch.Tensor) -> None:
                          f"shape {tuple(matrix.shape)}")  # fmt: skip
 
 
+def _int32_indices(matrix: torch.Tensor) -> torch.Tensor:
+    """The CSR matrix with int32 indices where they fit: the CPU product otherwise converts the
+    int64 indices on every call (about 0.8 ms per 300k non-zeros, more than the product)."""
+    if matrix.crow_indices().dtype == torch.int32 or matrix.values().numel() >= 2**31 - 1:
+        return matrix
+    n, m = matrix.shape
+    return _csr(matrix.crow_indices().int(), matrix.col_indices().int(), matrix.values(), n, m)
+
+
 class _SparseMM(torch.autograd.Function):
     """``Y = A X`` with ``dL/dX = A^T dL/dY``; no gradient for ``A``."""
 
@@ -214,8 +223,8 @@ class SparseOperator:
                 warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
                 matrix = matrix.to_sparse_csr()
         _check_csr(matrix)
-        self.matrix = matrix
-        self.transposed = matrix if symmetric else transpose_csr(matrix)
+        self.matrix = _int32_indices(matrix)
+        self.transposed = self.matrix if symmetric else _int32_indices(transpose_csr(matrix))
 
     @property
     def shape(self) -> torch.Size:
