@@ -30,3 +30,52 @@ def gcn(
     if verbose:
         console.print(Markdown("\n".join(gcn_table(result))))
         console.print(f"wrote {Path(run) / 'ablation' / 'gcn.json'}")
+
+
+@app.command("seg")
+def seg(
+    root: Path = typer.Option(..., help="Dataset root (e.g. a `wsss synth` folder)."),
+    out: Path = typer.Option(Path("runs/ablate-seg"), help="Output folder (rerun to resume)."),
+    labels: Path | None = typer.Option(
+        None, help="Pseudo labels <id>.png of the training split: also train every row on them."
+    ),
+    gt: bool = typer.Option(True, "--gt/--no-gt", help="Train the rows on the ground truth."),
+    dataset: str = typer.Option("auto", help="voc, coco, ade20k, cityscapes, synthetic or auto."),
+    split: str = typer.Option("train", help="Training split."),
+    val_split: str = typer.Option("val", help="Split scored (needs ground truth)."),
+    backbone: str = typer.Option("small", help="small (CPU), resnet50 or resnet101."),
+    epochs: int | None = typer.Option(None, min=1, help="Epochs per row (default: preset, 20)."),
+    batch_size: int | None = typer.Option(None, min=1, help="Batch size (default: preset, 16)."),
+    lr: float | None = typer.Option(None, help="Backbone lr (default: preset, 0.05); head x10."),
+    crop: int | None = typer.Option(None, help="Training crop side (default: preset, 128)."),
+    long_side: tuple[int, int] | None = typer.Option(
+        None, help="LO HI range of the random long-side resize (default: preset, 96 176)."
+    ),
+    n_segments: int = typer.Option(200, min=1, help="SLIC superpixels per image (ES-CRF)."),
+    train_limit: int | None = typer.Option(None, min=1, help="Train on the first N images."),
+    val_limit: int | None = typer.Option(None, min=1, help="Score the first N val images."),
+    seed: int = typer.Option(0, min=0, help="Seed of every training."),
+    workers: int = typer.Option(0, min=0, help="DataLoader worker processes."),
+    device: str = typer.Option("cpu", help="cpu, cuda or cuda:<i>."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Same as `wsss --quiet`."),
+) -> None:
+    """ES-CRF tables 1-2: DeepLabV3+, + Vanilla-CRF, + Joint-CRF, + Non-local, + ES-CRF terms."""
+    import torch
+    from rich.markdown import Markdown
+
+    from wsss.ablation.seg import ablate_seg, seg_table
+    from wsss.engine import init_distributed, is_main_process
+
+    init_distributed(device)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    verbose = not (state.quiet or quiet) and is_main_process()
+    result = ablate_seg(
+        root, out, dataset=dataset, labels=labels, gt=gt, split=split, val_split=val_split,
+        backbone=backbone, epochs=epochs, batch_size=batch_size, lr=lr, crop=crop,
+        long_side=long_side, n_segments=n_segments, train_limit=train_limit, val_limit=val_limit,
+        seed=seed, device=device, workers=workers, progress=verbose,
+        report=console.print if verbose else None,
+    )  # fmt: skip
+    if verbose:
+        console.print(Markdown("\n".join(seg_table(result))))
+        console.print(f"wrote {out / 'seg.json'} and {out / 'seg.md'}")
