@@ -16,9 +16,17 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
 	touch $@
 
+# Headless Chromium renders report.html in tests/pipeline/test_report_html.py: the Debian
+# package, installed only where no chromium is on PATH (as root, or through sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(VENV)/.chromium: | $(BIN)/python
+	command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+	touch $@
+
 # Test extras, plus pydensecrf2 (the reference the dense-CRF agreement tests compare against;
 # it is built from source and needs Cython at build time).
-$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed | $(VENV)/.chromium
 	$(BIN)/python -m pip install -q -e ".[test]"
 	$(BIN)/python -m pip install -q "cython>=3,<4" "setuptools>=77,<81"
 	$(BIN)/python -m pip install -q --no-build-isolation "pydensecrf2>=1.1,<2"
@@ -31,8 +39,9 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
+# WSSS_REQUIRE_CHROMIUM: the report rendering test fails, rather than skips, without chromium.
 test: lint
-	$(BIN)/python -m pytest
+	WSSS_REQUIRE_CHROMIUM=1 $(BIN)/python -m pytest
 
 clean:
 	rm -rf $(VENV) runs

@@ -64,7 +64,8 @@ def test_train_is_deterministic_and_resumes(tmp_path: Path):
     assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["epoch"] == 1
     train_group(config, tmp_path / "b", dataset=data, progress=False)
     a, b = (load_checkpoint(tmp_path / r / "final.pt") for r in "ab")
-    assert set(a) == {"model", "config", "classes", "num_labels"} and a["num_labels"] == 20
+    assert set(a) == {"model", "config", "classes", "num_labels", "model_kind"}
+    assert a["num_labels"] == 20 and a["model_kind"] == "group"
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
     log = (tmp_path / "a" / "train.log").read_text().splitlines()
@@ -88,3 +89,25 @@ def test_config_checks(tmp_path: Path):
         _config(tmp_path, drop_mode="soft")
     with pytest.raises(WsssError, match="unknown backbone"):
         _config(tmp_path, backbone="vgg19")
+
+
+def test_init_from_a_single_image_classifier(tmp_path: Path, single_run: Path, group_run: Path):
+    from wsss.group.train import build_group_model, checkpoint_kind, init_from_cam
+
+    config = _config(tmp_path, init=single_run / "final.pt")
+    assert config.init == str((single_run / "final.pt").resolve())
+    model = build_group_model(config, 20, pretrained=False)
+    init_from_cam(model, config.init)
+    single = load_checkpoint(single_run / "final.pt")["model"]
+    for key, value in model.backbone.state_dict().items():
+        assert torch.equal(value, single[f"backbone.{key}"]), key
+    for readout in (model.intermediate_readout, model.graph_readout):
+        assert torch.equal(readout.classifier.weight, single["classifier.weight"])
+    assert checkpoint_kind(load_checkpoint(single_run / "final.pt")) == "single"
+    assert checkpoint_kind(load_checkpoint(group_run / "final.pt")) == "group"
+    with pytest.raises(WsssError, match="needs a single-image CAM checkpoint"):
+        init_from_cam(model, group_run / "final.pt")
+    with pytest.raises(WsssError, match=r"the group model needs \(10, 128, 1, 1\)"):
+        init_from_cam(build_group_model(config, 10, pretrained=False), config.init)
+    with pytest.raises(WsssError, match="init checkpoint not found"):
+        _config(tmp_path, init=tmp_path / "missing.pt")

@@ -11,21 +11,6 @@ from cli_runner import run_wsss
 from wsss.cli.run import parse_settings
 from wsss.errors import WsssError
 
-TINY = ["--train", "12", "--val", "6", "--size", "64", "--set", "cam.epochs=1", "--set", "cam.batch_size=4",
-        "--set", "cam.scales=[1.0, 0.5]", "--set", "report.samples=3",
-        "--set", "affinity.epochs={irn: 1, psa: 1}", "--set", "affinity.batch_size=4", "--set", "gcn.batch_size=5", "--set", "ablation.gcn_images=4"]  # fmt: skip
-
-
-_run = run_wsss
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("run") / "demo"
-    with pytest.MonkeyPatch.context() as mp:
-        assert _run(["run", "--config", "demo", "--out", str(out), *TINY], mp) == 0
-    return out
-
 
 def test_every_stage_runs_and_reports(finished_run: Path) -> None:
     manifest = json.loads((finished_run / "manifest.json").read_text())
@@ -50,25 +35,29 @@ def test_every_stage_runs_and_reports(finished_run: Path) -> None:
         assert 0.0 < scores["labelled_ratio"] <= 100.0
     report = (finished_run / "report.md").read_text()
     assert "## Pseudo labels on train" in report
-    assert "| irnet seeds |" in report and "CAM (best threshold" in report
+    assert "| IRNet seeds |" in report and "CAM (best threshold" in report
     assert "| IRNet RW |" in report and "| AffinityNet RW |" in report
     assert "## Ablation (WSGCN table 2)" in report and "| GCN: + l_lp |" in report
     assert set(pseudo["labels"]) == {"IRNet RW", "AffinityNet RW", "WSGCN-I", "WSGCN-I + dCRF"}
     for scores in pseudo["labels"].values():
         assert scores["labelled_ratio"] == 100.0
+    assert (finished_run / "report.html").stat().st_size > 1000
     for figure in ("samples.png", "cams.png", "cam_curve.png"):
         assert (finished_run / "figures" / figure).stat().st_size > 1000, figure
 
 
-def test_rerun_skips_finished_stages(finished_run: Path, monkeypatch) -> None:
+def test_rerun_skips_finished_stages(finished_run: Path, tiny_args: list[str], monkeypatch) -> None:
     before = (finished_run / "cam_train" / "final.pt").stat().st_mtime_ns
-    assert _run(["run", "--config", "demo", "--out", str(finished_run), *TINY], monkeypatch) == 0
+    args = ["run", "--config", "demo", "--out", str(finished_run), *tiny_args]
+    assert run_wsss(args, monkeypatch) == 0
     assert (finished_run / "cam_train" / "final.pt").stat().st_mtime_ns == before
 
 
-def test_other_configuration_is_refused(finished_run: Path, monkeypatch, capsys) -> None:
-    args = ["run", "--config", "demo", "--out", str(finished_run), *TINY, "--seed", "5"]
-    assert _run(args, monkeypatch) == 2
+def test_other_configuration_is_refused(
+    finished_run: Path, tiny_args: list[str], monkeypatch, capsys
+) -> None:
+    args = ["run", "--config", "demo", "--out", str(finished_run), *tiny_args, "--seed", "5"]
+    assert run_wsss(args, monkeypatch) == 2
     assert "another configuration" in capsys.readouterr().err
 
 
@@ -84,7 +73,7 @@ def test_parse_settings() -> None:
 
 def test_ablate_gcn_on_the_run(finished_run: Path, monkeypatch) -> None:
     args = ["ablate", "gcn", "--run", str(finished_run), "--limit", "5", "--batch-size", "3"]
-    assert _run(args, monkeypatch) == 0
+    assert run_wsss(args, monkeypatch) == 0
     result = json.loads((finished_run / "ablation" / "gcn.json").read_text())
     assert result["images"] == 5
     rows = result["rows"]
@@ -96,9 +85,27 @@ def test_ablate_gcn_on_the_run(finished_run: Path, monkeypatch) -> None:
     assert len(folders) == 5
     for folder in folders:
         assert len(list((finished_run / "ablation" / "gcn" / folder).glob("*.png"))) == 5
-    # the WSGCN-I row trains the same GCNs as the pipeline's gcn stage: same labels
-    same = finished_run / "ablation" / "gcn" / "gcn_l_ent_l_lp_wsgcn_i"
-    for png in same.glob("*.png"):
-        assert png.read_bytes() == (finished_run / "gcn" / "wsgcn_i" / png.name).read_bytes()
     table = (finished_run / "ablation" / "gcn.md").read_text()
     assert "| GCN: + l_ent + l_lp + dCRF |" in table
+
+
+def test_ablation_trains_the_same_wsgcn_i_labels_it_reuses(
+    finished_run: Path, tmp_path: Path
+) -> None:
+    """The WSGCN-I rows are copied from the gcn stage (``reuse``); trained again, they are equal."""
+    import shutil
+
+    from wsss.ablation import ablate_gcn
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    shutil.rmtree(run / "ablation", ignore_errors=True)
+    ablate_gcn(run, limit=5, batch_size=3, reuse=False, progress=False)
+    for row, stage in (
+        ("gcn_l_ent_l_lp_wsgcn_i", "wsgcn_i"),
+        ("gcn_l_ent_l_lp_dcrf", "wsgcn_i_crf"),
+    ):
+        pngs = sorted((run / "ablation" / "gcn" / row).glob("*.png"))
+        assert len(pngs) == 5
+        for png in pngs:
+            assert png.read_bytes() == (run / "gcn" / stage / png.name).read_bytes(), png

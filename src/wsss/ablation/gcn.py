@@ -19,6 +19,7 @@ from wsss.engine.progress import track
 from wsss.errors import WsssError
 from wsss.gcn.losses import LossWeights
 from wsss.io.atomic import atomic_write_text
+from wsss.io.images import read_label_png
 from wsss.io.palette import write_label_png
 from wsss.io.rundir import RunDir
 
@@ -37,19 +38,43 @@ def _slug(name: str) -> str:
     return "_".join(part for part in "".join(keep).split("_") if part)
 
 
+def _reusable_rows(ctx: Any) -> dict[str, Path]:
+    """Rows the run's ``gcn`` stage has already made, by row name -> its label folder.
+
+    The WSGCN-I rows (all losses, without and with the dense CRF) equal the ``gcn`` stage's
+    output for a variant on the sparse graph of the IRNet run with no other options (same
+    propagator, settings and per-image seeds; a GCN's result does not depend on its batch), so
+    their labels are copied instead of trained again.
+    """
+    from wsss.pipeline.propagation import gcn_dir
+
+    for variant in ctx.config.get("gcn", {}).get("variants", []):
+        plain = set(variant) <= {"name", "label", "graph", "affinity"}
+        if (
+            plain
+            and variant.get("graph", "sparse") == "sparse"
+            and variant.get("affinity") == "irn"
+        ):
+            return {GCN_VARIANTS[3][0]: gcn_dir(ctx, variant, crf=False),
+                    GCN_VARIANTS[4][0]: gcn_dir(ctx, variant, crf=True)}  # fmt: skip
+    return {}
+
+
 def ablate_gcn(
     run: str | Path,
     *,
     limit: int | None = 100,
     batch_size: int = 32,
     device: str | None = None,
+    reuse: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Score the table-2 rows on the first ``limit`` images of the run's pseudo-label split.
 
     Labels go to ``<run>/ablation/gcn/<row>/`` (resumable, sharded by rank), the table to
     ``<run>/ablation/gcn.json`` and ``gcn.md``. Each image's graph and features are built once
-    and its GCN trained once per distinct loss setting.
+    and its GCN trained once per distinct loss setting; with ``reuse``, the WSGCN-I rows are
+    copied from the run's ``gcn`` stage where it has made them (:func:`_reusable_rows`).
 
     Returns:
         ``{"images", "rows": {name: scores}}`` with :func:`evaluate_predictions`-style scores
@@ -61,7 +86,7 @@ def ablate_gcn(
     from wsss.gcn.train import train_gcn
     from wsss.metrics.evaluate import evaluate_cams, evaluate_predictions
     from wsss.pipeline.propagation import affinity_run, rw_dir
-    from wsss.pipeline.pseudo import cam_dir, pseudo_split
+    from wsss.pipeline.pseudo import cam_dir, eval_split
     from wsss.pipeline.stages import Context
     from wsss.propagation.infer import create_propagator
     from wsss.seeds.infer import read_cam_for_image
@@ -75,7 +100,7 @@ def ablate_gcn(
     for needed in (cam_dir(ctx), affinity_run(ctx, "irn") / "final.pt"):
         if not needed.exists():
             raise WsssError("missing; run the cam and train_affinity stages first", needed)
-    dataset = ctx.dataset(pseudo_split(ctx))
+    dataset = ctx.dataset(eval_split(ctx))
     if limit is not None:
         dataset.ids = dataset.ids[:limit]
     dev = device or str(config.get("device", "cpu"))
@@ -92,6 +117,7 @@ def ablate_gcn(
     groups = [todo[k : k + batch_size] for k in range(0, len(todo), batch_size)]
     settings = {repr(w): dataclasses.replace(propagator.settings, losses=w)
                 for _, w, _ in GCN_VARIANTS}  # fmt: skip
+    reuse = _reusable_rows(ctx) if reuse else {}
     for group in track(groups, description="GCN ablation", enabled=progress):
         images = [dataset.load_image(i) for i in group]
         cams = [read_cam_for_image(cam_dir(ctx) / f"{i}.npz", size=im.shape[:2],
@@ -100,9 +126,17 @@ def ablate_gcn(
                 for i, im in zip(group, images, strict=True)]  # fmt: skip
         present = [k for k, cam in enumerate(cams) if len(cam.keys)]
         problems = [propagator.problem(images[k], cams[k]) for k in present]
+        copied = {name for name, src in reuse.items()
+                  if all((src / f"{i}.png").is_file() for i in group)}  # fmt: skip
+        needed = {repr(w) for name, w, _ in GCN_VARIANTS if name not in copied}
         probs = {key: dict(zip(present, train_gcn(problems, s), strict=True))
-                 for key, s in settings.items()}  # fmt: skip
+                 for key, s in settings.items() if key in needed}  # fmt: skip
         for name, weights, crf in GCN_VARIANTS:
+            if name in copied:
+                for image_id in group:
+                    label = read_label_png(reuse[name] / f"{image_id}.png")
+                    write_label_png(outs[name] / f"{image_id}.png", label)
+                continue
             trained = probs[repr(weights)]
             for k, image_id in enumerate(group):
                 label = (propagator.finish(images[k], cams[k], trained[k], crf=crf)
@@ -118,7 +152,7 @@ def ablate_gcn(
                                               progress=progress)  # fmt: skip
     for name, folder in outs.items():
         rows[name] = evaluate_predictions(dataset, folder, boundary=False, progress=progress)
-    result = {"run": str(rundir.path), "split": pseudo_split(ctx), "images": len(dataset.ids),
+    result = {"run": str(rundir.path), "split": eval_split(ctx), "images": len(dataset.ids),
               "rows": rows}  # fmt: skip
     atomic_write_text(base.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
     atomic_write_text(base.with_suffix(".md"), "\n".join(gcn_table(result)) + "\n")

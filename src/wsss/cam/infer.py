@@ -45,12 +45,18 @@ def load_trained(
         device: Where to put the model.
 
     Raises:
-        WsssError: missing or unreadable file, or one that is not a trained CAM model.
+        WsssError: missing or unreadable file, a group model (``train-cam --model group``), or
+            one that is not a trained CAM model.
     """
     path = Path(checkpoint)
     if path.is_dir():
         path = path / FINAL_FILE
     state = load_checkpoint(path)
+    from wsss.group.train import checkpoint_kind
+
+    if checkpoint_kind(state) == "group":
+        raise WsssError("checkpoint holds a group model, not a single-image CAM model", path,
+                        hint="use --model group, or train with `wsss train-cam --model single`")  # fmt: skip
     try:
         config = TrainConfig.from_dict(state["config"])
         weights = state["model"]

@@ -37,13 +37,38 @@ def parse_scales(text: str) -> tuple[float, ...]:
     return scales
 
 
+#: ``--model`` values: the single-image IRNet classifier (``cam``, its old name, too) and the
+#: Group-WSSS group classifier.
+MODEL_CHOICES = ("single", "group")
+
+
+def _model_choice(model: str) -> str:
+    """``single`` or ``group`` from a ``--model`` value (``cam`` is ``single``)."""
+    if model in ("single", "cam"):
+        return "single"
+    if model == "group":
+        return "group"
+    raise WsssError(f"unknown model {model!r}; valid names: {', '.join(MODEL_CHOICES)}")
+
+
+def _refuse(model: str, given: dict[str, object]) -> None:
+    """Options of the other model are errors, not silently ignored."""
+    wrong = [name for name, value in given.items() if value not in (None, False)]
+    if wrong:
+        raise WsssError(f"{', '.join(wrong)} cannot be used with --model {model}")
+
+
 def train_cam(
     root: Path | None = typer.Option(None, help="Dataset root (or the dataset's env variable)."),
     out: Path = typer.Option(..., help="Run directory (rerun the command to resume)."),
     dataset: str = typer.Option("auto", help="voc, coco, synthetic, ... or auto."),
     split: str = typer.Option("train", help="Training split."),
-    model: str = typer.Option("cam", help="Model to train: cam (IRNet classifier)."),
-    backbone: str = typer.Option("resnet50", help="resnet50, resnet101, vgg16 or small."),
+    model: str = typer.Option(
+        "single", help="single (IRNet classifier) or group (Group-WSSS group classifier)."
+    ),
+    backbone: str | None = typer.Option(
+        None, help="resnet50, resnet101, vgg16 or small (default: resnet50; group: vgg16)."
+    ),
     output_stride: int | None = typer.Option(None, help="8 or 16 (default per backbone)."),
     pretrained: bool | None = typer.Option(
         None, "--pretrained/--no-pretrained", help="ImageNet weights (default: yes, except small)."
@@ -54,41 +79,78 @@ def train_cam(
     freeze_stem: bool | None = typer.Option(
         None,
         "--freeze-stem/--no-freeze-stem",
-        help="ResNet conv1+layer1+2 fixed (default per preset).",
+        help="Single: ResNet conv1+layer1+2 fixed (default per preset).",
     ),
-    epochs: int | None = typer.Option(None, help="Epochs (IRNet 5; small 30)."),
-    batch_size: int | None = typer.Option(None, help="Global batch size (16)."),
-    lr: float | None = typer.Option(None, help="Backbone lr, classifier x10 (IRNet 0.1)."),
-    weight_decay: float | None = typer.Option(None, help="SGD weight decay (1e-4)."),
-    crop: int | None = typer.Option(None, help="Training crop side (IRNet 512; small 128)."),
+    epochs: int | None = typer.Option(
+        None, help="Epochs (IRNet 5, small 30; group 15, small 30 or 1 with --init)."
+    ),
+    batch_size: int | None = typer.Option(None, help="Single: global batch size (16)."),
+    lr: float | None = typer.Option(
+        None, help="Backbone lr, head x10 (IRNet 0.1; group 1e-3, small 1e-2)."
+    ),
+    weight_decay: float | None = typer.Option(None, help="SGD weight decay (1e-4; group 5e-4)."),
+    crop: int | None = typer.Option(
+        None, help="Training crop side (IRNet 512, group 224; small 128)."
+    ),
     long_side: tuple[int, int] | None = typer.Option(
         None, help="LO HI range of the random long-side resize (IRNet 320 640)."
     ),
-    color_jitter: bool = typer.Option(False, help="Colour jitter (IRNet: none)."),
+    color_jitter: bool = typer.Option(False, help="Single: colour jitter (IRNet: none)."),
+    group_size: int | None = typer.Option(None, min=1, help="Group: images per group K (4)."),
+    rounds: int | None = typer.Option(None, min=1, help="Group: message-passing rounds T (3)."),
+    groups_per_batch: int | None = typer.Option(
+        None, min=1, help="Group: groups per step over all processes (1; >= processes)."
+    ),
+    graph_dropout: bool | None = typer.Option(
+        None, "--graph-dropout/--no-graph-dropout", help="Group: graph dropout layer (on)."
+    ),
+    init: Path | None = typer.Option(
+        None, help="Group: a single-model final.pt to start the backbone and readouts from."
+    ),
     workers: int = typer.Option(0, min=0, help="DataLoader worker processes per rank."),
     seed: int = typer.Option(0, min=0, help="Seed of initialisation, order and augmentation."),
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:<i>."),
 ) -> None:
-    """Train the multi-label classifier whose CAMs seed the pipeline (IRNet recipe)."""
+    """Train the multi-label classifier whose CAMs seed the pipeline (IRNet recipe), or with
+    --model group the Group-WSSS group classifier."""
     import torch
 
-    from wsss.cam.train import resolve_config, train
     from wsss.engine import init_distributed, is_main_process
 
     name = _dataset_name(dataset, root)
-    config = resolve_config(
-        dataset=name, root=root, split=split, model=model, backbone=backbone,
-        output_stride=output_stride, pretrained=pretrained, freeze_bn=freeze_bn,
-        freeze_stem=freeze_stem, epochs=epochs, batch_size=batch_size, lr=lr,
-        weight_decay=weight_decay, crop=crop, long_side=long_side, color_jitter=color_jitter,
-        seed=seed,
-    )  # fmt: skip
+    common = {"dataset": name, "root": root, "split": split, "output_stride": output_stride,
+              "pretrained": pretrained, "freeze_bn": freeze_bn, "epochs": epochs, "lr": lr,
+              "weight_decay": weight_decay, "crop": crop, "long_side": long_side,
+              "seed": seed}  # fmt: skip
+    if _model_choice(model) == "single":
+        _refuse("single", {"--group-size": group_size, "--rounds": rounds, "--init": init,
+                           "--groups-per-batch": groups_per_batch,
+                           "--graph-dropout/--no-graph-dropout": graph_dropout})  # fmt: skip
+        from wsss.cam.train import resolve_config
+        from wsss.cam.train import train as run
+
+        config: object = resolve_config(
+            **common, model="cam" if model == "single" else model,
+            backbone=backbone or "resnet50", freeze_stem=freeze_stem, batch_size=batch_size,
+            color_jitter=color_jitter,
+        )  # fmt: skip
+    else:
+        _refuse("group", {"--batch-size": batch_size, "--color-jitter": color_jitter,
+                          "--freeze-stem/--no-freeze-stem": freeze_stem})  # fmt: skip
+        from wsss.group.train import resolve_group_config
+        from wsss.group.train import train_group as run
+
+        config = resolve_group_config(
+            **common, backbone=backbone or "vgg16", group_size=group_size or 4,
+            steps=rounds or 3, groups_per_batch=groups_per_batch or 1,
+            graph_dropout=True if graph_dropout is None else graph_dropout, init=init,
+        )  # fmt: skip
     init_distributed(device)
     torch.use_deterministic_algorithms(True, warn_only=True)
     data = open_dataset(name, root, split)
     verbose = not state.quiet and is_main_process()
-    final = train(config, out, dataset=data, device=device, workers=workers, progress=verbose,
-                  report=console.print if verbose else None)  # fmt: skip
+    final = run(config, out, dataset=data, device=device, workers=workers,  # type: ignore[arg-type]
+                progress=verbose, report=console.print if verbose else None)  # fmt: skip
     if verbose:
         console.print(f"wrote {final}")
 
@@ -99,22 +161,50 @@ def cam(
     root: Path | None = typer.Option(None, help="Dataset root (or the dataset's env variable)."),
     dataset: str = typer.Option("auto", help="voc, coco, synthetic, ... or auto."),
     split: str = typer.Option("train", help="Split to compute CAMs for."),
+    model: str = typer.Option("single", help="single or group: the model of the checkpoint."),
+    output: str | None = typer.Option(
+        None, help="Group: intermediate, graph or ensemble (their average; default)."
+    ),
+    saliency: Path | None = typer.Option(
+        None, help="Group: folder of <id>.png saliency maps; background = 1 - saliency."
+    ),
+    group_size: int | None = typer.Option(
+        None, min=1, help="Group: images per inference group (default: the trained K)."
+    ),
     scales: str = typer.Option("1.0,0.5,1.5,2.0", help="Inference scales, comma-separated."),
     high_res: bool = typer.Option(True, help="Also store full-resolution maps."),
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:<i>."),
 ) -> None:
     """Write multi-scale, flipped, max-normalised CAMs of the GT classes of every image."""
-    from wsss.cam.infer import infer_cams, load_trained
     from wsss.engine import barrier, init_distributed, is_main_process
     from wsss.engine.training import resolve_device
+    from wsss.group.infer import OUTPUTS
 
+    choice = _model_choice(model)
     chosen = parse_scales(scales)
+    if choice == "single":
+        _refuse("single", {"--output": output, "--saliency": saliency, "--group-size": group_size})
+    elif (output or "ensemble") not in OUTPUTS:
+        raise WsssError(f"unknown --output {output!r}; valid: {', '.join(OUTPUTS)}")
+    elif saliency is not None and not saliency.is_dir():
+        raise WsssError("saliency folder does not exist", saliency)
     init_distributed(device)
     data = open_dataset(_dataset_name(dataset, root), root, split)
-    model, _config = load_trained(checkpoint, resolve_device(device))
     verbose = not state.quiet and is_main_process()
-    done = infer_cams(model, data, out, scales=chosen, high_res=high_res, device=device,
-                      progress=verbose)  # fmt: skip
+    if choice == "single":
+        from wsss.cam.infer import infer_cams, load_trained
+
+        net, _config = load_trained(checkpoint, resolve_device(device))
+        done = infer_cams(net, data, out, scales=chosen, high_res=high_res, device=device,
+                          progress=verbose)  # fmt: skip
+    else:
+        from wsss.group.infer import infer_group_cams, load_group_trained
+
+        group, config = load_group_trained(checkpoint, resolve_device(device))
+        done = infer_group_cams(group, data, {output or "ensemble": out},
+                                group_size=group_size or config.group_size, seed=config.seed,
+                                scales=chosen, high_res=high_res, saliency=saliency,
+                                device=device, progress=verbose)  # fmt: skip
     barrier()
     if verbose:
         skipped = done["shard"] - done["written"]

@@ -31,6 +31,22 @@ def parse_settings(settings: list[str]) -> dict[str, Any]:
     return parsed
 
 
+def check_data_root(config: dict[str, Any], name: str) -> None:
+    """Fail before anything is written when a real dataset is configured without its root.
+
+    Raises:
+        WsssError: ``data.dataset`` is not ``synthetic`` (which is generated) and ``data.root``
+            is unset.
+    """
+    data = config.get("data") or {}
+    dataset = data.get("dataset", "synthetic")
+    if dataset != "synthetic" and not data.get("root"):
+        raise WsssError(
+            f"configuration {name!r} reads the {dataset!r} dataset but no data.root is set",
+            hint="give the dataset folder with --root PATH",
+        )
+
+
 def run(
     config: str = typer.Option("demo", help="Shipped configuration name or a YAML file."),
     out: Path = typer.Option(Path("runs/demo"), help="Run directory."),
@@ -38,7 +54,9 @@ def run(
     train: int | None = typer.Option(None, help="Override data.train (benchmark size)."),
     val: int | None = typer.Option(None, help="Override data.val."),
     size: int | None = typer.Option(None, help="Override data.size."),
-    root: Path | None = typer.Option(None, help="Dataset root (instead of generating one)."),
+    root: Path | None = typer.Option(
+        None, help="Dataset root: required by real datasets (voc, ...); synthetic is generated."
+    ),
     start: str | None = typer.Option(None, "--from", help="Rerun from this stage on."),
     only: str | None = typer.Option(None, help="Rerun this stage only."),
     settings: list[str] = typer.Option(
@@ -52,6 +70,7 @@ def run(
                  "data.root": None if root is None else str(root)}  # fmt: skip
     overrides.update(parse_settings(settings))
     resolved = apply_overrides(load_config(config), overrides)
+    check_data_root(resolved, config)
     rundir = RunDir(out)
     previous = rundir.load_config()
     if previous is not None and previous != resolved and not (start or only):
@@ -72,6 +91,7 @@ def run(
     if not state.quiet and report.is_file():
         from rich.markdown import Markdown
 
-        text = report.read_text(encoding="utf-8")
-        console.print(Markdown(text.split("## IoU per class")[0]))
-        console.print(f"report: {report}")
+        # the title and the stage-by-stage table; the rest is in the files
+        sections = report.read_text(encoding="utf-8").split("\n## ")
+        console.print(Markdown("\n## ".join(sections[:2])))
+        console.print(f"report: {report} and {report.with_suffix('.html')}")

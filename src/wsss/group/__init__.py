@@ -15,8 +15,11 @@ module                 what                                             paper
 ``readout``            1x1 class convolution + GAP                      eq. 9
 ``gnn``                T rounds of message passing                      Fig. 2
 ``model``              backbone + GNN + two readouts, loss, CAMs        eq. 12
-``sampler``            greedy mini-batch sampling of K images           Training
+``sampler``            greedy mini-batch sampling of K images, and      Training
+                       the inference groups covering every image once
 ``train``              training on a dataset (not imported here)        Training
+``infer``              group CAM files of a split (not imported here)   Table 3
+``saliency``           saliency maps as the CAMs' background            Pseudo GT
 =====================  ===============================================  ============
 """
 
@@ -33,7 +36,7 @@ from wsss.group.gnn import GroupGNN
 from wsss.group.messages import message_sum
 from wsss.group.model import GroupCams, GroupClassifier, GroupLogits, ensemble_cams, group_loss
 from wsss.group.readout import Readout, readout_logits
-from wsss.group.sampler import GreedyGroupSampler, greedy_groups
+from wsss.group.sampler import GreedyGroupSampler, InferenceGroup, greedy_groups, inference_groups
 from wsss.group.self_attention import SelfEdge, self_edge_attention
 
 __all__ = [
@@ -45,6 +48,7 @@ __all__ = [
     "GroupClassifier",
     "GroupGNN",
     "GroupLogits",
+    "InferenceGroup",
     "Readout",
     "SelfEdge",
     "coattention_edges",
@@ -54,6 +58,7 @@ __all__ = [
     "graph_dropout",
     "greedy_groups",
     "group_loss",
+    "inference_groups",
     "label_adjacency",
     "message_sum",
     "neighbour_mask",

@@ -6,6 +6,10 @@ carries is ``m_ji = softmax_r(e_ij) h_j`` (eq. 7): every position of image ``i``
 combination of the positions of image ``j``. Positions are flattened row-major, ``N = H W``.
 Messages only flow along edges of the adjacency (images sharing a class); the self edge has its
 own embedding (:mod:`wsss.group.self_attention`), so the diagonal carries no co-attention message.
+
+:func:`aggregated_messages` gives ``sum_j m_ji`` of every node (the co-attention part of eq. 8)
+without materialising the per-edge messages: the ``K`` images' positions are concatenated, so
+that the edges and the message sum are one matrix product each (the GNN's path).
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from torch import Tensor, nn
 from wsss.group.adjacency import neighbour_mask
 from wsss.group.checks import check_adjacency, check_matrix, check_nodes
 
-__all__ = ["CoAttention", "coattention_edges", "edge_attention", "row_softmax_messages"]
+__all__ = ["CoAttention", "aggregated_messages", "coattention_edges", "edge_attention",
+           "row_softmax_messages"]  # fmt: skip
 
 
 def coattention_edges(h: Tensor, p: Tensor, q: Tensor) -> Tensor:
@@ -101,6 +106,37 @@ def row_softmax_messages(h: Tensor, edges: Tensor, adjacency: Tensor) -> Tensor:
     return messages.reshape(b, k, k, c, height, width)
 
 
+def aggregated_messages(h: Tensor, p: Tensor, q: Tensor, adjacency: Tensor) -> Tensor:
+    """``sum_j m_ji`` over the neighbours ``j != i`` of every node (eqs. 5, 7 and the first sum
+    of eq. 8), equal to summing :func:`row_softmax_messages` over ``j`` along the edges.
+
+    Args:
+        h: Node embeddings ``h^{t-1}``.
+        p: Left low-rank factor ``P``.
+        q: Right low-rank factor ``Q``.
+        adjacency: The group graph; its diagonal is ignored.
+
+    Returns:
+        The co-attention message of every node, as a feature map.
+
+    Shapes:
+        h: ``(B, K, C, H, W)``; p, q: ``(C, C_r)``; adjacency: ``(B, K, K)`` bool;
+        output: ``(B, K, C, H, W)``.
+    """
+    check_nodes("aggregated_messages", h)
+    check_adjacency("aggregated_messages", adjacency, h)
+    b, k, c, height, width = h.shape
+    check_matrix("aggregated_messages: P", p, (c, p.shape[-1]))
+    check_matrix("aggregated_messages: Q", q, p.shape)
+    n = height * width
+    flat = h.flatten(3).transpose(2, 3).reshape(b, k * n, c)  # all positions of the group
+    edges = (flat @ p) @ (flat @ q).transpose(1, 2)  # (B, KN, KN): e_ij as blocks
+    weights = torch.softmax(edges.view(b, k, n, k, n), dim=-1)  # row softmax within each block
+    keep = neighbour_mask(adjacency).to(weights.dtype)[:, :, None, :, None]
+    summed = (weights * keep).view(b, k * n, k * n) @ flat  # (B, KN, C)
+    return summed.view(b, k, n, c).transpose(2, 3).reshape(b, k, c, height, width)
+
+
 class CoAttention(nn.Module):
     """Eqs. (5) and (7): low-rank co-attention messages along the edges of a group graph.
 
@@ -140,6 +176,10 @@ class CoAttention(nn.Module):
     def edges(self, h: Tensor) -> Tensor:
         """Edge embeddings (eq. 5), ``(B, K, K, N, N)``."""
         return coattention_edges(h, self.p, self.q)
+
+    def aggregate(self, h: Tensor, adjacency: Tensor) -> Tensor:
+        """The summed message of every node, ``(B, K, C, H, W)`` (:func:`aggregated_messages`)."""
+        return aggregated_messages(h, self.p, self.q, adjacency)
 
     def forward(self, h: Tensor, adjacency: Tensor) -> Tensor:
         check_nodes("CoAttention", h)

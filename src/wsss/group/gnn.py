@@ -21,7 +21,6 @@ from wsss.group.checks import check_adjacency, check_nodes
 from wsss.group.coattention import CoAttention
 from wsss.group.conv_gru import ConvGRUCell
 from wsss.group.dropout import DropMode, GraphDropout
-from wsss.group.messages import message_sum
 from wsss.group.self_attention import SelfEdge
 
 __all__ = ["GroupGNN"]
@@ -62,8 +61,12 @@ class GroupGNN(nn.Module):
                         if graph_dropout else None)  # fmt: skip
 
     def step(self, h: Tensor, adjacency: Tensor) -> Tensor:
-        """One round of message passing and update, ``h^{t-1} -> h^t`` (before dropout)."""
-        message = message_sum(self.coattention(h, adjacency), self.self_edge(h), adjacency)
+        """One round of message passing and update, ``h^{t-1} -> h^t`` (before dropout).
+
+        The message is ``message_sum(coattention(h), self_edge(h))`` (eq. 8), computed with
+        :meth:`CoAttention.aggregate` (no per-edge maps).
+        """
+        message = self.coattention.aggregate(h, adjacency) + self.self_edge(h)
         b, k = h.shape[:2]
         updated = self.update(message.flatten(0, 1), h.flatten(0, 1))
         return updated.unflatten(0, (b, k))

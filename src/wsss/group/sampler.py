@@ -17,11 +17,18 @@ This module makes that an epoch of groups (each image used once per epoch):
    they train as single images. This happens mostly late in an epoch, when the pool is small.
 
 The groups are a pure function of ``(labels, group_size, seed, epoch)``.
+
+Inference (:func:`inference_groups`) uses the same greedy grouping with every image kept: each
+image is *owned* by exactly one group, which writes its CAMs. The short last group (``N mod K``
+images) is padded up to ``K`` with the images sharing the most classes with its anchor among the
+already-covered ones (ties: the earlier in the permutation); the padding images only give context
+and their outputs are discarded. With fewer than ``K`` images in all, the one group stays short.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -29,7 +36,7 @@ from torch.utils.data import Sampler
 
 from wsss.engine.training import derived_seed
 
-__all__ = ["GreedyGroupSampler", "greedy_groups"]
+__all__ = ["GreedyGroupSampler", "InferenceGroup", "greedy_groups", "inference_groups"]
 
 
 def greedy_groups(
@@ -56,15 +63,9 @@ def greedy_groups(
         >>> sorted(sorted(g) for g in greedy_groups(labels, 2, seed=0))
         [[0, 2], [1, 3]]
     """
-    present = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels) != 0
-    if present.ndim != 2:
-        raise ValueError(f"labels: expected a (N, L) matrix, got shape {present.shape}")
-    if group_size < 1:
-        raise ValueError(f"group_size must be positive, got {group_size}")
+    present = _present(labels, group_size)
     n = present.shape[0]
-    order = np.random.Generator(np.random.PCG64(seed)).permutation(n)
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(n)
+    order, rank = _permutation(n, seed)
     available = np.ones(n, dtype=bool)
     left = n
     groups: list[list[int]] = []
@@ -80,6 +81,70 @@ def greedy_groups(
     if drop_last and groups and len(groups[-1]) < group_size:
         groups.pop()
     return groups
+
+
+def _present(labels: np.ndarray | torch.Tensor, group_size: int) -> np.ndarray:
+    present = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels) != 0
+    if present.ndim != 2:
+        raise ValueError(f"labels: expected a (N, L) matrix, got shape {present.shape}")
+    if group_size < 1:
+        raise ValueError(f"group_size must be positive, got {group_size}")
+    return present
+
+
+def _permutation(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The seeded anchor order and each index's rank in it."""
+    order = np.random.Generator(np.random.PCG64(seed)).permutation(n)
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    return order, rank
+
+
+class InferenceGroup(NamedTuple):
+    """A group run at inference: ``members[:owned]`` get their outputs written, the rest
+    (padding of the last group) only give context."""
+
+    members: list[int]
+    owned: int
+
+
+def inference_groups(
+    labels: np.ndarray | torch.Tensor, group_size: int = 4, *, seed: int = 0
+) -> list[InferenceGroup]:
+    """Greedy groups covering every image exactly once, for inference (see the module notes).
+
+    Args:
+        labels: Multi-hot image-level labels of the split (non-zero = present).
+        group_size: ``K``.
+        seed: Seed of the permutation, as :func:`greedy_groups`.
+
+    Returns:
+        The groups of ``greedy_groups(labels, K, seed=seed, drop_last=False)``, the last one
+        padded to ``K`` members when the split has at least ``K`` images. The owned members of
+        all groups are ``0..N-1``, each once.
+
+    Shapes:
+        labels: ``(N, L)``.
+
+    Example:
+        >>> groups = inference_groups(np.array([[1, 0], [1, 0], [0, 1]]), 2, seed=0)
+        >>> sorted(i for g in groups for i in g.members[: g.owned])
+        [0, 1, 2]
+        >>> [len(g.members) for g in groups]
+        [2, 2]
+    """
+    present = _present(labels, group_size)
+    groups = greedy_groups(present, group_size, seed=seed, drop_last=False)
+    out = [InferenceGroup(g, len(g)) for g in groups]
+    n = present.shape[0]
+    if out and len(out[-1].members) < group_size <= n:
+        last = out[-1].members
+        available = np.ones(n, dtype=bool)
+        available[last] = False
+        _, rank = _permutation(n, seed)
+        pad = _best_partners(present, last[0], available, rank, group_size - len(last))
+        out[-1] = InferenceGroup([*last, *pad], len(last))
+    return out
 
 
 def _best_partners(

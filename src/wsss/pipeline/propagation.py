@@ -27,8 +27,8 @@ def _methods(ctx: Any) -> list[str]:
 
 
 def stage_train_affinity(ctx: Any) -> dict[str, Any]:
-    """Train each configured affinity network on the IRNet seeds of the training images, on top
-    of the trained CAM backbone (``config["affinity"]``)."""
+    """Train each configured affinity network on the seeds of the pseudo-label split (IRNet:
+    ``train_aug`` on VOC), on top of the trained CAM backbone (``config["affinity"]``)."""
     from wsss.affinity.train import resolve_config, train
 
     cfg = ctx.config["affinity"]
@@ -40,12 +40,12 @@ def stage_train_affinity(ctx: Any) -> dict[str, Any]:
             seeds=seed_dir(ctx, cfg.get("seeds", "irnet"), full_size=True),
             dataset=ctx.config["data"]["dataset"],
             root=ctx.data_root,
-            split="train",
+            split=pseudo_split(ctx),
             epochs=(cfg.get("epochs") or {}).get(method),
             batch_size=cfg.get("batch_size"),
             seed=int(ctx.config["seed"]),
         )
-        final = train(config, affinity_run(ctx, method), dataset=ctx.dataset("train"),
+        final = train(config, affinity_run(ctx, method), dataset=ctx.dataset(pseudo_split(ctx)),
                       device=ctx.config["device"], progress=ctx.progress)  # fmt: skip
         runs[method] = str(final)
     return runs

@@ -21,6 +21,18 @@ def pseudo_split(ctx: Any) -> str:
     return str(ctx.config.get("pseudo", {}).get("split", "train"))
 
 
+def eval_split(ctx: Any) -> str:
+    """The split the pseudo labels are scored on (``config['pseudo']['eval_split']``, default the
+    pseudo-label split): VOC ``train``, whose ids lie inside the ``train_aug`` pseudo labels."""
+    return str(ctx.config.get("pseudo", {}).get("eval_split") or pseudo_split(ctx))
+
+
+def train_split(ctx: Any) -> str:
+    """The split the CAM classifiers train on (``config['data']['train_split']``, default
+    ``train``; VOC: ``train_aug``)."""
+    return str(ctx.config["data"].get("train_split") or "train")
+
+
 def cam_dir(ctx: Any) -> Path:
     """Folder of the CAM files of the pseudo-label split."""
     return ctx.path / "cams" / pseudo_split(ctx)
@@ -39,7 +51,7 @@ def stage_train_cam(ctx: Any) -> dict[str, Any]:
     config = resolve_config(
         dataset=ctx.config["data"]["dataset"],
         root=ctx.data_root,
-        split="train",
+        split=train_split(ctx),
         backbone=cfg["backbone"],
         epochs=cfg.get("epochs"),
         batch_size=cfg.get("batch_size"),
@@ -50,7 +62,7 @@ def stage_train_cam(ctx: Any) -> dict[str, Any]:
     final = train(
         config,
         ctx.path / "cam_train",
-        dataset=ctx.dataset("train"),
+        dataset=ctx.dataset(train_split(ctx)),
         device=ctx.config["device"],
         progress=ctx.progress,
     )
@@ -119,12 +131,12 @@ def _upsample_folder(dataset: Any, src: Path, dst: Path, *, progress: bool) -> N
 
 def stage_pseudo_evaluate(ctx: Any) -> dict[str, Any]:
     """CAM background-threshold sweep and seed precision / recall / labelled ratio on the
-    pseudo-label split, into ``metrics/pseudo.json``."""
+    evaluation split (:func:`eval_split`), into ``metrics/pseudo.json``."""
     from wsss.metrics.evaluate import evaluate_cams, evaluate_predictions
 
-    dataset = ctx.dataset(pseudo_split(ctx))
+    dataset = ctx.dataset(eval_split(ctx))
     results: dict[str, Any] = {
-        "split": pseudo_split(ctx),
+        "split": eval_split(ctx),
         "cam": evaluate_cams(dataset, cam_dir(ctx), progress=ctx.progress),
         "seeds": {},
     }

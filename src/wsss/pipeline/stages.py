@@ -19,6 +19,7 @@ from wsss.errors import WsssError
 from wsss.io.atomic import atomic_write_text
 from wsss.io.palette import write_label_png
 from wsss.io.rundir import RunDir
+from wsss.pipeline.group import stage_group_cam, stage_train_group
 from wsss.pipeline.propagation import (
     stage_ablation_gcn,
     stage_gcn,
@@ -134,6 +135,8 @@ STAGES: list[Stage] = [
     Stage("colour_baseline", stage_colour_baseline, "colour-only reference classifier"),
     Stage("train_cam", stage_train_cam, "train the CAM classifier on image-level labels"),
     Stage("cam", stage_cam, "multi-scale CAMs of the training images"),
+    Stage("train_group", stage_train_group, "Group-WSSS group classifier, from the CAM classifier"),
+    Stage("group_cam", stage_group_cam, "Group-WSSS CAMs (intermediate, graph, ensemble), scored"),
     Stage("seeds", stage_seeds, "IRNet and WSGCN seeds from the CAMs"),
     Stage("train_affinity", stage_train_affinity, "IRNet / AffinityNet affinity networks"),
     Stage("random_walk", stage_random_walk, "random-walk propagation of the CAMs"),

@@ -1,4 +1,16 @@
-"""The run report: ``report.md``, ``metrics.json`` and the sample grid of a pipeline run."""
+"""The run report: ``report.md``, ``report.html``, ``metrics.json`` and the figures of a run.
+
+The report reads what the stages left in the run directory and tolerates missing parts (a run
+without group CAMs, ablation or segmentation simply has fewer rows):
+
+=============================  ==============================================================
+``metrics/pseudo.json``        CAM sweep, seeds and complete pseudo labels on the train split
+``metrics/group_cam.json``     ``{output: {"best_threshold", "miou", ...}}`` of Group-WSSS CAMs
+``metrics/val.json``           every val prediction folder (segmentation, baselines)
+``ablation/gcn.json``          WSGCN table 2 (:func:`wsss.ablation.gcn.ablate_gcn`)
+``manifest.json``              seconds per stage
+=============================  ==============================================================
+"""
 
 from __future__ import annotations
 
@@ -7,190 +19,148 @@ from pathlib import Path
 from typing import Any
 
 from wsss.io.atomic import atomic_write_text
-from wsss.io.images import read_label_png
-from wsss.viz.grid import make_grid, save_png
-from wsss.viz.overlay import overlay_labels
+from wsss.viz.report_doc import Block, Figure, Heading, Text, to_markdown
+from wsss.viz.report_figures import cam_curve_plot, cam_grid, sample_grid
+from wsss.viz.report_html import to_html
+from wsss.viz.report_tables import (
+    ablation_table,
+    class_table,
+    main_table,
+    pseudo_class_metrics,
+    pseudo_table,
+    seconds_table,
+    stage_rows,
+    val_table,
+)
 
 
-def _fmt(value: Any) -> str:
-    return "-" if value is None else f"{value:.2f}"
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-def _main_table(metrics: dict[str, dict[str, Any]]) -> list[str]:
-    lines = [
-        "| method | mIoU | pixel acc. | boundary F | labelled ratio |",
-        "|---|---:|---:|---:|---:|",
+def _numbers_only(node: Any) -> Any:
+    """``node`` without the ``run`` / ``folder`` paths the stages record: two runs with the same
+    configuration and seed then give equal ``metrics.json`` wherever they are."""
+    if isinstance(node, dict):
+        return {k: _numbers_only(v) for k, v in node.items() if k not in ("run", "folder")}
+    return node
+
+
+def collect_metrics(ctx: Any) -> dict[str, Any]:
+    """Everything the report shows, as saved in ``metrics.json``: the configuration, the metric
+    files of the stages (empty where a stage has not run) and the seconds per stage."""
+    ablation = _numbers_only(_read_json(ctx.path / "ablation" / "gcn.json"))
+    manifest = ctx.rundir.manifest()
+    return {
+        "config": ctx.config,
+        "pseudo": _read_json(ctx.path / "metrics" / "pseudo.json"),
+        "group_cam": _numbers_only(_read_json(ctx.path / "metrics" / "group_cam.json")),
+        "ablation": {"gcn": ablation} if ablation else {},
+        "val": _read_json(ctx.path / "metrics" / "val.json"),
+        "seconds": {k: v.get("seconds") for k, v in manifest["stages"].items()},
+    }
+
+
+def _pseudo_section(pseudo: dict[str, Any], curve: Path | None) -> list[Block]:
+    blocks: list[Block] = [
+        Heading(f"Pseudo labels on {pseudo.get('split', 'train')}"),
+        pseudo_table(pseudo),
+        Text(
+            "Precision = pixel accuracy over the labelled pixels; seeds leave 255 where unsure. "
+            "The rows after the seeds are complete pseudo labels (no 255)."
+        ),
     ]
-    for name, m in metrics.items():
-        cells = [
-            m.get("miou"),
-            m.get("pixel_accuracy"),
-            (m.get("boundary") or {}).get("mean_f"),
-            m.get("labelled_ratio"),
-        ]
-        lines.append(f"| {name} | " + " | ".join(_fmt(c) for c in cells) + " |")
-    return lines
+    if curve is not None:
+        blocks.append(Figure(curve, "CAM threshold sweep"))
+    return blocks
 
 
-def _class_table(metrics: dict[str, dict[str, Any]]) -> list[str]:
-    names = list(metrics)
-    classes: list[str] = []
-    for m in metrics.values():
-        classes += [c for c in m.get("iou", {}) if c not in classes]
-    lines = ["| class | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
-    for cls in classes:
-        row = [_fmt(metrics[n].get("iou", {}).get(cls)) for n in names]
-        lines.append(f"| {cls} | " + " | ".join(row) + " |")
-    return lines
-
-
-def _pseudo_table(pseudo: dict[str, Any]) -> list[str]:
-    """Rows: CAM at its best background threshold, then each seed scheme."""
-    lines = [
-        "| pseudo labels | mIoU (255 = bg) | mIoU (255 ignored) | precision | labelled ratio |",
-        "|---|---:|---:|---:|---:|",
+def _ablation_section(ablation: dict[str, Any]) -> list[Block]:
+    if not ablation:
+        return []
+    return [
+        Heading("Ablation (WSGCN table 2)"),
+        Text(
+            f"{ablation['images']} images of {ablation['split']}; mIoU with predicted 255 as "
+            "background; the paper column is WSGCN table 2 on all of VOC train."
+        ),
+        ablation_table(ablation),
     ]
-    cam = pseudo.get("cam")
-    if cam:
-        best = cam["best"]
-        lines.append(
-            f"| CAM (best threshold {cam['best_threshold']:.2f}) | {_fmt(best.get('miou'))} | "
-            f"{_fmt(best.get('miou'))} | {_fmt(best.get('pixel_accuracy'))} | 100.00 |"
-        )
-    for name, m in pseudo.get("seeds", {}).items():
-        cells = [m.get("miou_pred255_background"), m.get("miou_pred255_ignored"),
-                 m.get("pixel_accuracy"), m.get("labelled_ratio")]  # fmt: skip
-        lines.append(f"| {name} seeds | " + " | ".join(_fmt(c) for c in cells) + " |")
-    for name, m in pseudo.get("labels", {}).items():
-        cells = [m.get("miou_pred255_background"), m.get("miou_pred255_ignored"),
-                 m.get("pixel_accuracy"), m.get("labelled_ratio")]  # fmt: skip
-        lines.append(f"| {name} | " + " | ".join(_fmt(c) for c in cells) + " |")
-    return lines
 
 
-def _cam_curve_plot(pseudo: dict[str, Any], out: Path) -> bool:
-    """The CAM mIoU against the background threshold, as a PNG; False without CAM results."""
-    cam = pseudo.get("cam")
-    if not cam:
-        return False
-    from wsss.viz.plot import line_plot
-
-    xs = [p["threshold"] for p in cam["curve"]]
-    ys = [p["miou"] for p in cam["curve"]]
-    save_png(out, line_plot(xs, ys, xlabel="background threshold", ylabel="CAM mIoU"))
-    return True
+def _val_section(val: dict[str, Any], evaluation: dict[str, Any]) -> list[Block]:
+    return [
+        Heading("Validation mIoU"),
+        val_table(val),
+        Text(
+            f"Predicted 255 counts as {evaluation['pred_ignore']}; boundary F at "
+            f"{evaluation['boundary_tolerance']}-pixel tolerance."
+        ),
+    ]
 
 
-def _cam_grid(ctx: Any, out: Path) -> bool:
-    """Image, GT, CAM heatmap and seeds of the first pseudo-label images; False without CAMs."""
-    from wsss.io.cams import read_cams
-    from wsss.pipeline.propagation import pseudo_label_folders
-    from wsss.pipeline.pseudo import cam_dir, seed_dir
-    from wsss.viz.overlay import overlay_cam
-
-    cams = cam_dir(ctx)
-    if not cams.is_dir():
-        return False
-    dataset = ctx.dataset(str(ctx.config.get("pseudo", {}).get("split", "train")))
-    methods = [m for m in ctx.config.get("seeds", {}).get("methods", [])
-               if seed_dir(ctx, m, full_size=True).is_dir()]  # fmt: skip
-    labels = pseudo_label_folders(ctx)
-    rows = []
-    for image_id in dataset.ids[: int(ctx.config["report"]["samples"])]:
-        sample = dataset.load(image_id)
-        cam = read_cams(cams / f"{image_id}.npz")
-        heat = cam.high_res.max(axis=0) if cam.high_res is not None and len(cam.keys) else None
-        row = [sample.image, overlay_labels(sample.image, sample.mask)]
-        row.append(overlay_cam(sample.image, heat) if heat is not None else sample.image)
-        for m in methods:
-            seeds = read_label_png(seed_dir(ctx, m, full_size=True) / f"{image_id}.png")
-            row.append(overlay_labels(sample.image, seeds))
-        for folder in labels.values():
-            row.append(overlay_labels(sample.image, read_label_png(folder / f"{image_id}.png")))
-        rows.append(row)
-    titles = ["image", "ground truth", "CAM (max over classes)", *[f"{m} seeds" for m in methods],
-              *labels]  # fmt: skip
-    save_png(out, make_grid(rows, titles=titles, height=128))
-    return True
+def _class_section(summary: dict[str, Any]) -> list[Block]:
+    blocks: list[Block] = [Heading("IoU per class")]
+    if summary["val"]:
+        blocks += [Heading("val", 3), class_table(summary["val"], "class-val")]
+    pseudo = pseudo_class_metrics(summary["pseudo"])
+    if pseudo:
+        split = summary["pseudo"].get("split", "train")
+        blocks += [Heading(f"pseudo labels on {split}", 3), class_table(pseudo, "class-pseudo")]
+    return blocks
 
 
-def _sample_grid(ctx: Any, out: Path) -> None:
-    val = ctx.dataset("val")
-    folders = ctx.predictions()
-    rows = []
-    for image_id in val.ids[: int(ctx.config["report"]["samples"])]:
-        sample = val.load(image_id)
-        row = [sample.image, overlay_labels(sample.image, sample.mask)]
-        for folder in folders.values():
-            pred = read_label_png(folder / f"{image_id}.png", size=sample.image.shape[:2])
-            row.append(overlay_labels(sample.image, pred))
-        rows.append(row)
-    titles = ["image", "ground truth", *[n.split(" (")[0] for n in folders]]
-    save_png(out, make_grid(rows, titles=titles, height=128))
+def _stage_intro(dataset: str) -> str:
+    text = (
+        "Pseudo labels are scored on the training split, segmentation on val; "
+        "the paper column gives the published PASCAL VOC 2012 numbers for reference"
+    )
+    if dataset == "voc":
+        return text + "."
+    return text + f" (this run is on {dataset}: they are not its expected values)."
+
+
+def build_report(ctx: Any, summary: dict[str, Any]) -> list[Block]:
+    """The report's blocks; writes the figures into ``<run>/figures`` on the way."""
+    figures = ctx.path / "figures"
+    pseudo, group_cam = summary["pseudo"], summary["group_cam"]
+    curve = figures / "cam_curve.png"
+    has_curve = cam_curve_plot(pseudo, group_cam, curve)
+    cams, samples = figures / "cams.png", figures / "samples.png"
+    has_cams = cam_grid(ctx, cams)
+    sample_grid(ctx, samples)
+    data, evaluation = ctx.config["data"], ctx.config["evaluation"]
+    return [
+        Heading(f"wsss run report: {ctx.config.get('name', 'run')}", 1),
+        Text(f"Dataset: {data['dataset']} at `{ctx.data_root}`; seed {ctx.config['seed']}."),
+        Heading("mIoU stage by stage"),
+        Text(_stage_intro(data["dataset"])),
+        main_table(stage_rows(pseudo, group_cam, summary["val"])),
+        *(_pseudo_section(pseudo, curve if has_curve else None) if pseudo else []),
+        *_ablation_section(summary["ablation"].get("gcn", {})),
+        *(_val_section(summary["val"], evaluation) if summary["val"] else []),
+        *_class_section(summary),
+        Heading("Samples"),
+        *([Figure(cams, "CAMs, seeds and pseudo labels (train samples)")] if has_cams else []),
+        Figure(samples, "val samples: ground truth and predictions"),
+        Heading("Seconds per stage"),
+        seconds_table(summary["seconds"]),
+    ]
 
 
 def write_report(ctx: Any) -> dict[str, Path]:
-    """Assemble the run's metrics and figures into ``report.md`` and ``metrics.json``."""
-    metrics_file = ctx.path / "metrics" / "val.json"
-    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-    pseudo_file = ctx.path / "metrics" / "pseudo.json"
-    pseudo = json.loads(pseudo_file.read_text()) if pseudo_file.is_file() else {}
-    pseudo_lines: list[str] = []
-    if pseudo:
-        curve, cam_grid = ctx.path / "figures" / "cam_curve.png", ctx.path / "figures" / "cams.png"
-        pseudo_lines = [
-            f"## Pseudo labels on {pseudo.get('split', 'train')}",
-            "",
-            *_pseudo_table(pseudo),
-            "",
-            "Precision = pixel accuracy over the labelled pixels; seeds leave 255 where unsure. "
-            "The rows after the seeds are complete pseudo labels (no 255).",
-            "",
-        ]
-        if _cam_curve_plot(pseudo, curve):
-            pseudo_lines += [f"![CAM threshold sweep]({curve.relative_to(ctx.path)})", ""]
-        if _cam_grid(ctx, cam_grid):
-            pseudo_lines += [f"![CAMs and seeds]({cam_grid.relative_to(ctx.path)})", ""]
-        ablation = ctx.path / "ablation" / "gcn.md"
-        if ablation.is_file():
-            pseudo_lines += ["## Ablation (WSGCN table 2)", "", ablation.read_text().strip(), ""]
-    manifest = ctx.rundir.manifest()
-    seconds = {k: v.get("seconds") for k, v in manifest["stages"].items()}
-    grid = ctx.path / "figures" / "samples.png"
-    _sample_grid(ctx, grid)
-    data = ctx.config["data"]
-    lines = [
-        f"# wsss run report: {ctx.config.get('name', 'run')}",
-        "",
-        f"Dataset: {data['dataset']} at `{ctx.data_root}`; seed {ctx.config['seed']}.",
-        "",
-        *pseudo_lines,
-        "## Validation mIoU",
-        "",
-        *_main_table(metrics),
-        "",
-        "Predicted 255 counts as "
-        f"{ctx.config['evaluation']['pred_ignore']}; boundary F at "
-        f"{ctx.config['evaluation']['boundary_tolerance']}-pixel tolerance.",
-        "",
-        "## IoU per class",
-        "",
-        *_class_table(metrics),
-        "",
-        "## Samples",
-        "",
-        f"![samples]({grid.relative_to(ctx.path)})",
-        "",
-        "## Seconds per stage",
-        "",
-        "| stage | seconds |",
-        "|---|---:|",
-        *[f"| {k} | {_fmt(v)} |" for k, v in seconds.items()],
-        "",
-    ]
-    report = ctx.path / "report.md"
-    atomic_write_text(report, "\n".join(lines))
-    summary = {"config": ctx.config, "pseudo": pseudo, "val": metrics, "seconds": seconds}
-    metrics_json = ctx.path / "metrics.json"
-    atomic_write_text(metrics_json, json.dumps(summary, indent=2) + "\n")
-    return {"report": report, "metrics": metrics_json, "figure": grid}
+    """Assemble the run's metrics and figures into ``report.md``, ``report.html`` (the same
+    content, self-contained) and ``metrics.json``."""
+    summary = collect_metrics(ctx)
+    blocks = build_report(ctx, summary)
+    paths = {
+        "report": ctx.path / "report.md",
+        "html": ctx.path / "report.html",
+        "metrics": ctx.path / "metrics.json",
+        "figure": ctx.path / "figures" / "samples.png",
+    }
+    title = f"wsss run report: {ctx.config.get('name', 'run')}"
+    atomic_write_text(paths["report"], to_markdown(blocks, ctx.path))
+    atomic_write_text(paths["html"], to_html(blocks, title=title))
+    atomic_write_text(paths["metrics"], json.dumps(summary, indent=2) + "\n")
+    return paths
