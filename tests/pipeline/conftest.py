@@ -16,7 +16,7 @@ TINY_ARGS = ["--train", "12", "--val", "6", "--size", "64",
              "--set", "cam.epochs=6", "--set", "cam.batch_size=4", "--set", "cam.scales=[1.0, 0.5]",
              "--set", "report.samples=3", "--set", "affinity.epochs={irn: 1, psa: 1}",
              "--set", "affinity.batch_size=4", "--set", "gcn.batch_size=5",
-             "--set", "ablation.gcn_images=4"]  # fmt: skip
+             "--set", "ablation.gcn_images=4", "--set", "seg.epochs=2", "--set", "seg.batch_size=4"]  # fmt: skip
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from wsss.seg.escrf import (
     downsample_segments,
     es_crf,
     pairwise_message,
+    pooled_keys,
     superpixel_mean,
 )
 
@@ -147,6 +148,52 @@ def test_module_gradients_reach_every_parameter_and_features():
     torch.testing.assert_close(module(features, images, spx), out)
 
 
+def test_pooled_keys_by_hand():
+    # a 3x5 map in 2x2 cells: 2 x 3 cells, the last row and column are half cells
+    assert pooled_keys((3, 5), 2).reshape(3, 5).tolist() == [[0, 0, 1, 1, 2], [0, 0, 1, 1, 2],
+                                                            [3, 3, 4, 4, 5]]  # fmt: skip
+    assert pooled_keys((2, 3), 1).tolist() == list(range(6))
+
+
+def test_key_stride_matches_brute_force_over_cells():
+    """Keys are the cell means of F, f and the key gate; a query leaves out its own cell."""
+    g = torch.Generator().manual_seed(3)
+    f = torch.randn(1, 2, 3, 4, generator=g, dtype=torch.float64)
+    e = torch.randn(1, 3, 3, 4, generator=g, dtype=torch.float64)
+    gq = torch.randn(1, 1, 3, 4, generator=g, dtype=torch.float64)
+    gk = torch.randn(1, 1, 3, 4, generator=g, dtype=torch.float64)
+    cells = {0: [(0, 0), (0, 1), (1, 0), (1, 1)], 1: [(0, 2), (0, 3), (1, 2), (1, 3)],
+             2: [(2, 0), (2, 1)], 3: [(2, 2), (2, 3)]}  # fmt: skip
+
+    def mean(t, c):
+        return torch.stack([t[0, :, y, x] for y, x in cells[c]]).mean(0)
+
+    expected = torch.zeros_like(f)
+    for y in range(3):
+        for x in range(4):
+            own = (y // 2) * 2 + x // 2
+            others = [c for c in cells if c != own]
+            k = torch.stack([e[0, :, y, x] @ mean(e, c) for c in others]).softmax(0)
+            gates = [torch.sigmoid(gq[0, 0, y, x] + mean(gk, c)[0]) for c in others]
+            w = [gate * kc for gate, kc in zip(gates, k, strict=True)]
+            msg = sum(wc * mean(f, c) for wc, c in zip(w, others, strict=True))
+            expected[0, :, y, x] = (f[0, :, y, x] + msg) / (1 + sum(w))
+    for chunk in (1, 5, 100):
+        out = es_crf(f, None, embed=e, gate_q=gq, gate_k=gk, key_stride=2, chunk=chunk)
+        torch.testing.assert_close(out, expected)
+    leaves = [t.clone().requires_grad_() for t in (f, e, gq, gk)]
+    assert torch.autograd.gradcheck(
+        lambda a, b, c, d: es_crf(a, None, embed=b, gate_q=c, gate_k=d, key_stride=2, chunk=5),
+        leaves,
+    )
+    # one cell only: every key is the query's own, no message
+    one = es_crf(f[..., :2, :2], None, embed=e[..., :2, :2], gate_q=gq[..., :2, :2],
+                 gate_k=gk[..., :2, :2], key_stride=2)  # fmt: skip
+    torch.testing.assert_close(one, f[..., :2, :2])
+    with pytest.raises(ValueError, match="key_stride"):
+        es_crf(f, None, embed=e, gate_q=gq, gate_k=gk, key_stride=0)
+
+
 def test_module_checks_inputs():
     module = ESCRF(channels=2, embed_channels=2)
     with pytest.raises(ValueError, match="superpixels"):
@@ -155,3 +202,8 @@ def test_module_checks_inputs():
         module(torch.randn(2, 2, 2), torch.randn(1, 3, 8, 8), None)
     with pytest.raises(ValueError, match="at least one"):
         ESCRF(channels=2, pairwise=False, superpixel=False)
+    with pytest.raises(ValueError, match="key_stride"):
+        ESCRF(channels=2, key_stride=0)
+    with pytest.raises(ValueError, match="leaves out"):
+        pairwise_message(torch.randn(1, 2, 3), torch.randn(1, 2, 3), torch.randn(1, 4),
+                         torch.randn(1, 3), query_embed=torch.randn(1, 2, 4))  # fmt: skip

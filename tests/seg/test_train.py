@@ -58,7 +58,11 @@ def test_presets_and_validation(tiny_voc: Path):
     v3 = resolve_config(dataset="voc", root=tiny_voc, model="escrf", backbone="resnet50")
     assert v3.lr == PRESETS["deeplabv3plus"]["lr"] and v3.n_segments == 200
     assert not v3.pretrained  # ImageNet weights only when asked
-    assert tiny_config(tiny_voc).head_lr_mult == 10.0
+    assert v3.head_lr_mult == 10.0 and v3.optimizer == "sgd"
+    small = tiny_config(tiny_voc)  # from scratch: every layer is new, AdamW
+    assert (small.head_lr_mult, small.optimizer) == (1.0, "adamw")
+    with pytest.raises(WsssError, match="unknown optimizer"):
+        tiny_config(tiny_voc, optimizer="lamb")
     with pytest.raises(WsssError, match="unknown model"):
         tiny_config(tiny_voc, model="pspnet")
     with pytest.raises(WsssError, match="pretrained"):

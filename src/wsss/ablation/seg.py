@@ -113,22 +113,13 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
         atomic_write_text(path, json.dumps(settings, indent=2) + "\n")
 
 
-def _train_seconds(run: Path) -> float:
-    """Sum of the epoch times in ``train.log`` (so resumed trainings count every epoch once)."""
-    log = run / "train.log"
-    if not log.is_file():
-        return 0.0
-    words = [line.split() for line in log.read_text(encoding="utf-8").splitlines()]
-    return sum(float(w[w.index("seconds") + 1]) for w in words if "seconds" in w)
-
-
 def _run_row(row: SegRow, config: SegConfig, base: Path, out: Path, *,
              train_data: SegmentationDataset, val: SegmentationDataset, device: str, workers: int,
              progress: bool) -> dict[str, Any]:  # fmt: skip
     """Train (or reuse) the row's network, label val, score it."""
     from wsss.metrics.evaluate import evaluate_predictions
     from wsss.seg.predict import predict_split
-    from wsss.seg.train import load_trained, train
+    from wsss.seg.train import load_trained, train, train_seconds
 
     run = base / "train" / row.net
     start = time.perf_counter()
@@ -149,7 +140,7 @@ def _run_row(row: SegRow, config: SegConfig, base: Path, out: Path, *,
         "superpixel": row.superpixel, "crf": row.crf, "tables": row.tables, "network": row.net,
         "miou": scores["miou"], "boundary_f": (scores["boundary"] or {}).get("mean_f"),
         "pixel_accuracy": scores["pixel_accuracy"],
-        "train_seconds": _train_seconds(run), "call_train_seconds": trained - start,
+        "train_seconds": train_seconds(run), "call_train_seconds": trained - start,
         "predict_seconds": predicted - trained, "eval_seconds": time.perf_counter() - predicted,
         "scores": scores,
     }  # fmt: skip
@@ -279,7 +270,8 @@ def seg_table(result: dict[str, Any]) -> list[str]:
     r = s["recipe"]
     lines = [
         f"ES-CRF tables 1-2 layout: backbone {r['backbone']}, {r['epochs']} epochs, batch "
-        f"{r['batch_size']}, lr {r['lr']}, crop {r['crop']}, seed {r['seed']}; "
+        f"{r['batch_size']}, {r.get('optimizer', 'sgd')} lr {r['lr']} (head x"
+        f"{r['head_lr_mult']:g}), crop {r['crop']}, seed {r['seed']}; "
         f"{s['train_images']} images of {r['split']}, scored on {s['val_images']} images of "
         f"{s['val_split']} (single scale; F: 1-pixel boundary F-score, %)",
     ]

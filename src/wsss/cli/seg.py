@@ -34,12 +34,17 @@ def train_seg(
         None, "--freeze-bn/--no-freeze-bn", help="Backbone BatchNorm fixed (default per preset)."
     ),
     epochs: int | None = typer.Option(
-        None, help="Epochs (deeplabv2 20, deeplabv3plus 120, small 20)."
+        None, help="Epochs (deeplabv2 20, deeplabv3plus 120, small 8)."
     ),
     batch_size: int | None = typer.Option(None, help="Global batch size (10 / 16 / 16)."),
-    lr: float | None = typer.Option(None, help="Backbone lr (2.5e-4 / 0.01 / 0.05); head x10."),
-    head_lr_mult: float = typer.Option(10.0, help="lr factor of the head (DeepLab: 10)."),
-    weight_decay: float | None = typer.Option(None, help="SGD weight decay (5e-4 / 1e-4 / 1e-4)."),
+    lr: float | None = typer.Option(None, help="Backbone lr (2.5e-4 / 0.01 / 2e-3)."),
+    head_lr_mult: float | None = typer.Option(
+        None, help="lr factor of the head (deeplabv2 / deeplabv3plus 10, small 1)."
+    ),
+    optimizer: str | None = typer.Option(
+        None, help="sgd or adamw (deeplabv2 / deeplabv3plus sgd, small adamw)."
+    ),
+    weight_decay: float | None = typer.Option(None, help="Weight decay (5e-4 / 1e-4 / 1e-4)."),
     crop: int | None = typer.Option(None, help="Training crop side (321 / 512 / 128)."),
     long_side: tuple[int, int] | None = typer.Option(
         None, help="LO HI range of the random long-side resize (scale augmentation)."
@@ -65,7 +70,8 @@ def train_seg(
     config = resolve_config(
         dataset=name, root=root, split=split, labels=labels, model=model, backbone=backbone,
         output_stride=output_stride, pretrained=pretrained, freeze_bn=freeze_bn, epochs=epochs,
-        batch_size=batch_size, lr=lr, head_lr_mult=head_lr_mult, weight_decay=weight_decay,
+        batch_size=batch_size, lr=lr, head_lr_mult=head_lr_mult, optimizer=optimizer,
+        weight_decay=weight_decay,
         crop=crop, long_side=long_side, n_segments=n_segments, pairwise=pairwise,
         superpixel=superpixel, seed=seed,
     )  # fmt: skip

@@ -32,6 +32,11 @@ from wsss.pipeline.pseudo import (
     stage_seeds,
     stage_train_cam,
 )
+from wsss.pipeline.segmentation import (
+    seg_prediction_folders,
+    stage_predict_seg,
+    stage_train_seg,
+)
 
 
 @dataclass
@@ -55,11 +60,15 @@ class Context:
         return create_dataset(self.config["data"]["dataset"], root=self.data_root, split=split)
 
     def predictions(self) -> dict[str, Path]:
-        """Prediction folders (``<run>/<method>/val``) of the methods run so far, by name."""
+        """Prediction folders (``<run>/<method>/val``) of the methods run so far, by name: the
+        segmentation networks (``seg_<name>/val``), then the reference baselines."""
         return {
-            name: self.path / folder / "val"
-            for name, folder in PREDICTION_FOLDERS.items()
-            if (self.path / folder / "val").is_dir()
+            **seg_prediction_folders(self),
+            **{
+                name: self.path / folder / "val"
+                for name, folder in PREDICTION_FOLDERS.items()
+                if (self.path / folder / "val").is_dir()
+            },
         }
 
 
@@ -143,6 +152,10 @@ STAGES: list[Stage] = [
     Stage("gcn", stage_gcn, "WSGCN: per-image GCNs on the seeds"),
     Stage("ablation_gcn", stage_ablation_gcn, "WSGCN table 2 on a subset of train"),
     Stage("pseudo_evaluate", stage_pseudo_evaluate, "CAMs, seeds and pseudo labels on train"),
+    Stage(
+        "train_seg", stage_train_seg, "segmentation networks (DeepLabV3+, ES-CRF) on pseudo labels"
+    ),
+    Stage("predict_seg", stage_predict_seg, "val label maps of the segmentation networks"),
     Stage("evaluate", stage_evaluate, "mIoU and boundary F of every method on val"),
     Stage("report", stage_report, "report.md, metrics.json, figures"),
 ]

@@ -38,6 +38,11 @@ Readings of passages the paper leaves open (no public code exists):
    ``i``'s superpixel (``n`` counted at feature resolution). Augmentation transforms the map with
    the image.
 
+9. **Pooled keys (CPU configuration only).** With ``key_stride = s > 1`` the keys ``j`` are the
+   ``s x s`` cells of the feature map (``F``, ``f`` and the key gate averaged over the cell, all
+   linear in the cell's positions) while every position stays a query, and ``j != i`` becomes
+   "not ``i``'s own cell". It cuts the pairs ``s**2``-fold; ``s = 1`` (the default) is eq. 4.
+
 Memory: the pairwise term never holds more than ``chunk x N`` pair weights per image (``N = h * w``):
 queries are processed in chunks of ``chunk`` rows (each row sees all keys, so the softmax is exact)
 and, with autograd on, each chunk is recomputed in the backward pass (``torch.utils.checkpoint``)
@@ -61,6 +66,7 @@ __all__ = [
     "downsample_segments",
     "es_crf",
     "pairwise_message",
+    "pooled_keys",
     "superpixel_mean",
 ]
 
@@ -136,55 +142,69 @@ def superpixel_mean(features: torch.Tensor, segments: torch.Tensor) -> torch.Ten
 
 
 def _pairwise_chunk(
-    start: int, feats: torch.Tensor, embed: torch.Tensor, gate_q: torch.Tensor,
-    gate_k: torch.Tensor,
+    feats: torch.Tensor, query: torch.Tensor, keys: torch.Tensor, gate_q: torch.Tensor,
+    gate_k: torch.Tensor, own: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-    """Message and weight sum of the query rows ``start : start + gate_q.shape[1]``."""
-    s = start
-    rows = gate_q.shape[1]
-    n = embed.shape[-1]
-    logits = torch.bmm(embed[:, :, s : s + rows].transpose(1, 2), embed)  # (B, rows, N)
-    cols = torch.arange(n, device=embed.device)
-    own = cols[None, :] == torch.arange(s, s + rows, device=embed.device)[:, None]
-    kernel = logits.masked_fill(own, float("-inf")).softmax(dim=-1)  # eq. 6, reading 1
+    """Message and weight sum of one chunk of query rows (``own``: each row's left-out key)."""
+    logits = torch.bmm(query.transpose(1, 2), keys)  # (B, rows, M)
+    cols = torch.arange(keys.shape[-1], device=keys.device)
+    left_out = cols[None, :] == own[:, None]
+    kernel = logits.masked_fill(left_out, float("-inf")).softmax(dim=-1)  # eq. 6, reading 1
     weights = torch.sigmoid(gate_q[:, :, None] + gate_k[:, None, :]) * kernel  # eqs. 5, 7
     return torch.bmm(weights, feats.transpose(1, 2)), weights.sum(-1)
 
 
 def pairwise_message(
     features: torch.Tensor, embed: torch.Tensor, gate_q: torch.Tensor, gate_k: torch.Tensor,
-    *, chunk: int = 1024,
+    *, query_embed: torch.Tensor | None = None, own: torch.Tensor | None = None,
+    chunk: int = 1024,
 ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """``sum_{j != i} psi_p(i, j) F_j`` and ``sum_{j != i} psi_p(i, j)`` (eqs. 4-7), in query chunks.
 
-    ``psi_p(i, j) = sigmoid(gate_q_i + gate_k_j) * softmax_{j != i}(embed_i . embed_j)``.
+    ``psi_p(i, j) = sigmoid(gate_q_i + gate_k_j) * softmax_{j != own(i)}(q_i . embed_j)``, with
+    ``q = query_embed`` (default: ``embed``, the keys are the queries).
 
     Args:
-        features: ``F``, flattened.
-        embed: Kernel embeddings ``f = conv([I, p])``, flattened.
+        features: ``F`` at the key positions, flattened.
+        embed: Kernel embeddings ``f = conv([I, p])`` of the key positions, flattened.
         gate_q: Query half of the compatibility logit (``w_q . F_i + b``).
         gate_k: Key half of the compatibility logit (``w_k . F_j``).
+        query_embed: Kernel embeddings of the query positions, or None when the queries are the
+            keys (``N = M``).
+        own: The key each query leaves out (eq. 4's ``j != i``), or None for key ``i`` (``N = M``).
         chunk: Query rows per step; with autograd each chunk is recomputed in backward.
 
     Shapes:
-        features: ``(B, C, N)``; embed: ``(B, d, N)``; gate_q, gate_k: ``(B, N)``.
-        Returns ``(B, N, C)`` and ``(B, N)``.
+        features: ``(B, C, M)``; embed: ``(B, d, M)``; gate_q: ``(B, N)``; gate_k: ``(B, M)``;
+        query_embed: ``(B, d, N)``; own: ``(N,)`` int64 in ``[0, M)``. Returns ``(B, N, C)`` and
+        ``(B, N)``.
     """
-    B, C, N = features.shape
-    bad_gates = gate_q.shape != (B, N) or gate_k.shape != (B, N)
-    if embed.shape[0] != B or embed.shape[-1] != N or bad_gates:
+    query = embed if query_embed is None else query_embed
+    B, C, M = features.shape
+    N = query.shape[-1]
+    bad = (embed.shape[0] != B or embed.shape[-1] != M or query.shape[:2] != embed.shape[:2]
+           or gate_q.shape != (B, N) or gate_k.shape != (B, M))  # fmt: skip
+    if bad:
         raise ValueError(f"shapes disagree: features {tuple(features.shape)}, embed "
-                         f"{tuple(embed.shape)}, gates {tuple(gate_q.shape)}, {tuple(gate_k.shape)}")  # fmt: skip
+                         f"{tuple(embed.shape)}, queries {tuple(query.shape)}, gates "
+                         f"{tuple(gate_q.shape)}, {tuple(gate_k.shape)}")  # fmt: skip
+    if own is None:
+        if N != M:
+            raise ValueError(f"{N} queries and {M} keys: give the key each query leaves out")
+        own = torch.arange(N, device=features.device)
+    if own.shape != (N,):
+        raise ValueError(f"own must be ({N},), got {tuple(own.shape)}")
     if chunk < 1:
         raise ValueError(f"chunk must be positive, got {chunk}")
-    if N == 1:
-        return features.new_zeros(B, 1, C), features.new_zeros(B, 1)
+    if M == 1:  # the only key is left out
+        return features.new_zeros(B, N, C), features.new_zeros(B, N)
     messages, sums = [], []
     grad = torch.is_grad_enabled() and any(
-        t.requires_grad for t in (features, embed, gate_q, gate_k)
+        t.requires_grad for t in (features, embed, query, gate_q, gate_k)
     )
     for s in range(0, N, chunk):
-        args = (s, features, embed, gate_q[:, s : s + chunk], gate_k)
+        args = (features, query[:, :, s : s + chunk], embed, gate_q[:, s : s + chunk], gate_k,
+                own[s : s + chunk])  # fmt: skip
         if grad and chunk < N:
             msg, total = checkpoint(_pairwise_chunk, *args, use_reentrant=False)
         else:
@@ -194,9 +214,24 @@ def pairwise_message(
     return torch.cat(messages, 1), torch.cat(sums, 1)
 
 
+def pooled_keys(
+    size: tuple[int, int], key_stride: int, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """The key cell of each position when keys are ``key_stride x key_stride`` cell means.
+
+    Shapes:
+        Returns ``(h * w,)`` int64: ``(y // s) * ceil(w / s) + x // s`` in row-major order.
+    """
+    h, w = size
+    ys = torch.arange(h, device=device) // key_stride
+    xs = torch.arange(w, device=device) // key_stride
+    return (ys[:, None] * (-(-w // key_stride)) + xs[None, :]).reshape(-1)
+
+
 def es_crf(
     features: torch.Tensor, segments: torch.Tensor | None, *, embed: torch.Tensor | None = None,
     gate_q: torch.Tensor | None = None, gate_k: torch.Tensor | None = None, chunk: int = 1024,
+    key_stride: int = 1,
 ) -> torch.Tensor:  # fmt: skip
     """Eq. 4: ``F* = (F + sum_j psi_p F_j + F^S) / Z`` with ``Z = 1 + sum_j psi_p + 1``.
 
@@ -208,6 +243,9 @@ def es_crf(
         gate_q: ``w_q . F_i + b`` (eq. 7).
         gate_k: ``w_k . F_j`` (eq. 7).
         chunk: Query rows per step of the pairwise term.
+        key_stride: 1: every position is a key (eq. 4). ``s > 1``: the keys are the means of
+            ``F``, ``f`` and ``gate_k`` over ``s x s`` cells (all linear in the cell's pixels),
+            and each query leaves out its own cell: ``s**2`` times fewer pairs (reading 9).
 
     Shapes:
         features: ``(B, C, h, w)``; segments: ``(B, h, w)`` int64; embed: ``(B, d, h, w)``;
@@ -219,9 +257,17 @@ def es_crf(
     if embed is not None:
         if gate_q is None or gate_k is None:
             raise ValueError("the pairwise term needs gate_q and gate_k")
+        if key_stride < 1:
+            raise ValueError(f"key_stride must be positive, got {key_stride}")
+        keys, key_embed, key_gate = features, embed, gate_k
+        if key_stride > 1:
+            keys, key_embed, key_gate = (F.avg_pool2d(t, key_stride, ceil_mode=True)
+                                         for t in (features, embed, gate_k))  # fmt: skip
         msg, weight = pairwise_message(
-            features.reshape(B, C, -1), embed.reshape(B, embed.shape[1], -1),
-            gate_q.reshape(B, -1), gate_k.reshape(B, -1), chunk=chunk,
+            keys.reshape(B, C, -1), key_embed.reshape(B, embed.shape[1], -1),
+            gate_q.reshape(B, -1), key_gate.reshape(B, -1),
+            query_embed=embed.reshape(B, embed.shape[1], -1),
+            own=pooled_keys((h, w), key_stride, features.device), chunk=chunk,
         )  # fmt: skip
         total = total + msg.transpose(1, 2).reshape(B, C, h, w)
         z = z + weight.reshape(B, 1, h, w)
@@ -242,6 +288,8 @@ class ESCRF(nn.Module):
         pairwise: Use psi_p (Table 2 ablation).
         superpixel: Use psi_s / ``F^S`` (Table 2 ablation).
         chunk: Query rows per step of the pairwise term (bounds memory, see the module notes).
+        key_stride: Keys are means over ``key_stride x key_stride`` cells (1: every position, eq.
+            4; the ``small`` CPU configuration uses 2, see :func:`es_crf`).
 
     Shapes:
         features: ``(B, C, h, w)``; images: ``(B, 3, H, W)`` ImageNet-normalised; superpixels:
@@ -257,12 +305,15 @@ class ESCRF(nn.Module):
     def __init__(
         self, *, channels: int, embed_channels: int = 32, num_frequencies: int = 8,
         wavelengths: tuple[float, float] = (8.0, 1024.0), pairwise: bool = True,
-        superpixel: bool = True, chunk: int = 1024,
+        superpixel: bool = True, chunk: int = 1024, key_stride: int = 1,
     ) -> None:  # fmt: skip
         super().__init__()
         if not (pairwise or superpixel):
             raise ValueError("ES-CRF needs at least one of pairwise and superpixel")
+        if key_stride < 1:
+            raise ValueError(f"key_stride must be positive, got {key_stride}")
         self.pairwise, self.superpixel, self.chunk = pairwise, superpixel, chunk
+        self.key_stride = key_stride
         self.num_frequencies, self.wavelengths = num_frequencies, tuple(wavelengths)
         self.needs_superpixels = superpixel
         self.embed = nn.Conv2d(3 + 4 * num_frequencies, embed_channels, 1) if pairwise else None
@@ -306,4 +357,5 @@ class ESCRF(nn.Module):
         assert self.gate_query is not None and self.gate_key is not None
         embed = self.kernel_embedding(images, size)
         return es_crf(features, segments, embed=embed, gate_q=self.gate_query(features),
-                      gate_k=self.gate_key(features), chunk=self.chunk)  # fmt: skip
+                      gate_k=self.gate_key(features), chunk=self.chunk,
+                      key_stride=self.key_stride)  # fmt: skip

@@ -11,7 +11,8 @@ name               model
 =================  ================================================================================
 
 On the ``small`` backbone every head shrinks to fit a CPU (ASPP 64 channels, decoder 64, low level
-16, ES-CRF embedding 16, GroupNorm everywhere; dilations scaled to its 16x16 maps at 128 px).
+16, ES-CRF embedding 16 and keys pooled over 2x2 cells, GroupNorm everywhere; dilations scaled to
+its 16x16 maps at 128 px).
 """
 
 from __future__ import annotations
@@ -54,12 +55,15 @@ def _deeplabv3plus(backbone: Backbone, num_classes: int, *, freeze_bn: bool) -> 
 def _escrf(
     backbone: Backbone, num_classes: int, *, freeze_bn: bool, pairwise: bool = True,
     superpixel: bool = True, embed_channels: int | None = None, chunk: int = 1024,
+    key_stride: int | None = None,
 ) -> SegmentationModel:  # fmt: skip
     sizes = _v3plus_sizes(backbone)
     channels = sizes.get("decoder_channels", 256)
-    embed = embed_channels or (16 if channels <= 64 else 32)
+    small = channels <= 64
+    embed = embed_channels or (16 if small else 32)
     refine = ESCRF(channels=channels, embed_channels=embed, pairwise=pairwise,
-                   superpixel=superpixel, chunk=chunk)  # fmt: skip
+                   superpixel=superpixel, chunk=chunk,
+                   key_stride=key_stride or (2 if small else 1))  # fmt: skip
     return DeepLabV3Plus(backbone=backbone, num_classes=num_classes, freeze_bn=freeze_bn,
                          refine=refine, **sizes)  # fmt: skip
 
@@ -105,7 +109,7 @@ def create_seg_model(
             and the backbone's own default for ``small``.
         freeze_bn: Keep the backbone's BatchNorm fixed.
         options: Head options (``escrf``: ``pairwise``, ``superpixel``, ``embed_channels``,
-            ``chunk``).
+            ``chunk``, ``key_stride``).
 
     Raises:
         KeyError: unknown name (the message lists the valid ones) or backbone.

@@ -1,0 +1,155 @@
+"""Pipeline stages that train segmentation networks on the pseudo labels and label val (SPEC 6).
+
+``config["seg"]`` (every key optional)::
+
+    seg:
+      labels: WSGCN-I + dCRF   # a name of pseudo_label_folders(ctx), or "ground truth"
+      backbone: small          # and epochs, batch_size, lr, crop, n_segments: None = the preset
+      scales: [1.0]            # inference scales; flip: false
+      variants:
+        - {name: deeplabv3p, head: deeplabv3plus}
+        - {name: escrf, head: escrf}            # pairwise / superpixel: ES-CRF's terms (true)
+
+Each variant trains in ``<run>/seg_<name>/train`` (``wsss train-seg``'s run directory: resumes
+from its checkpoint) on the pseudo labels of the pseudo-label split, and writes its val label maps
+to ``<run>/seg_<name>/val/<id>.png`` (finished images are skipped), the folder layout
+``Context.predictions()`` scores. SLIC maps of val are cached in ``<run>/superpixels/val``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from wsss.engine import barrier
+from wsss.errors import WsssError
+from wsss.pipeline.propagation import pseudo_label_folders
+from wsss.pipeline.pseudo import pseudo_split
+
+__all__ = [
+    "DEFAULT_LABELS",
+    "DEFAULT_VARIANTS",
+    "GROUND_TRUTH",
+    "seg_dir",
+    "seg_labels",
+    "seg_prediction_folders",
+    "seg_variants",
+    "stage_predict_seg",
+    "stage_train_seg",
+]
+
+#: The pseudo labels trained on when ``seg.labels`` is not given (WSGCN's final labels).
+DEFAULT_LABELS = "WSGCN-I + dCRF"
+#: ``seg.labels`` value that trains on the split's ground truth instead (an oracle reference).
+GROUND_TRUTH = "ground truth"
+#: Networks trained when ``seg.variants`` is not given: the baseline and ES-CRF (psi_p + psi_s).
+DEFAULT_VARIANTS: tuple[dict[str, Any], ...] = (
+    {"name": "deeplabv3p", "label": "DeepLabV3+", "head": "deeplabv3plus"},
+    {"name": "escrf", "label": "ES-CRF", "head": "escrf"},
+)
+
+
+def _settings(ctx: Any) -> dict[str, Any]:
+    return dict(ctx.config.get("seg") or {})
+
+
+def seg_variants(ctx: Any) -> list[dict[str, Any]]:
+    """The configured networks (``seg.variants``), each with a ``name`` and a ``head``.
+
+    Raises:
+        WsssError: a variant without a name or with a repeated one.
+    """
+    variants = [dict(v) for v in _settings(ctx).get("variants") or DEFAULT_VARIANTS]
+    names = [v.get("name") for v in variants]
+    if any(not n for n in names) or len(set(names)) != len(names):
+        raise WsssError(f"seg.variants need distinct names, got {names}")
+    return variants
+
+
+def seg_dir(ctx: Any, variant: dict[str, Any]) -> Path:
+    """Folder of one network: ``train/`` (its run directory) and ``val/`` (its label maps)."""
+    return ctx.path / f"seg_{variant['name']}"
+
+
+def seg_labels(ctx: Any) -> Path | None:
+    """The pseudo-label folder trained on (``seg.labels``), or None for the ground truth.
+
+    Raises:
+        WsssError: no pseudo-label folder of that name exists (yet) in the run.
+    """
+    name = str(_settings(ctx).get("labels") or DEFAULT_LABELS)
+    if name == GROUND_TRUTH:
+        return None
+    folders = pseudo_label_folders(ctx)
+    if name not in folders:
+        made = ", ".join(sorted(folders)) or "none yet"
+        raise WsssError(f"no pseudo labels named {name!r} in the run (made: {made})", ctx.path,
+                        hint=f"set seg.labels to one of them, or to {GROUND_TRUTH!r}")  # fmt: skip
+    return folders[name]
+
+
+def seg_prediction_folders(ctx: Any) -> dict[str, Path]:
+    """Val label-map folders written so far, by display name (``label`` or ``name`` of each)."""
+    folders = {}
+    for variant in seg_variants(ctx):
+        folder = seg_dir(ctx, variant) / "val"
+        if folder.is_dir():
+            folders[str(variant.get("label", variant["name"]))] = folder
+    return folders
+
+
+def _config(ctx: Any, variant: dict[str, Any], labels: Path | None) -> Any:
+    """The resolved training configuration of one variant (the variant's keys override ``seg``)."""
+    from wsss.seg.train import resolve_config
+
+    s = {**_settings(ctx), **variant}
+    options = {k: s[k] for k in ("epochs", "batch_size", "lr", "crop", "n_segments", "pairwise",
+                                 "superpixel", "output_stride") if s.get(k) is not None}  # fmt: skip
+    return resolve_config(dataset=ctx.config["data"]["dataset"], root=ctx.data_root,
+                          split=pseudo_split(ctx), labels=labels, model=str(s["head"]),
+                          backbone=str(s.get("backbone", "small")),
+                          pretrained=bool(s.get("pretrained", False)),
+                          seed=int(ctx.config["seed"]), **options)  # fmt: skip
+
+
+def stage_train_seg(ctx: Any) -> dict[str, Any]:
+    """Train every configured network on the pseudo labels of the pseudo-label split."""
+    from wsss.seg.train import train, train_seconds
+
+    labels = seg_labels(ctx)
+    dataset = ctx.dataset(pseudo_split(ctx))
+    runs = {}
+    for variant in seg_variants(ctx):
+        if "head" not in variant:
+            raise WsssError(f"seg variant {variant['name']!r} needs a head (e.g. deeplabv3plus)")
+        run = seg_dir(ctx, variant) / "train"
+        final = train(_config(ctx, variant, labels), run, dataset=dataset,
+                      device=ctx.config["device"], progress=ctx.progress)  # fmt: skip
+        log = (run / "train.log").read_text(encoding="utf-8").splitlines()
+        runs[variant["name"]] = {"checkpoint": str(final), "seconds": train_seconds(run),
+                                 "last_epoch": log[-1] if log else None}  # fmt: skip
+    return {"labels": GROUND_TRUTH if labels is None else str(labels), "runs": runs}
+
+
+def stage_predict_seg(ctx: Any) -> dict[str, Any]:
+    """Label the val split with every trained network (``seg.scales``, ``seg.flip``)."""
+    from wsss.engine.training import resolve_device
+    from wsss.seg.predict import predict_split
+    from wsss.seg.train import load_trained
+
+    settings = _settings(ctx)
+    scales = tuple(float(s) for s in settings.get("scales") or (1.0,))
+    device = ctx.config["device"]
+    val = ctx.dataset("val")
+    written = {}
+    for variant in seg_variants(ctx):
+        folder = seg_dir(ctx, variant)
+        model, config = load_trained(folder / "train", resolve_device(device))
+        done = predict_split(
+            model, val, folder / "val", scales=scales, flip=bool(settings.get("flip", False)),
+            n_segments=config.n_segments, superpixel_cache=ctx.path / "superpixels" / "val",
+            checkpoint=f"{folder.name}/train/final.pt", device=device, progress=ctx.progress,
+        )  # fmt: skip
+        written[variant["name"]] = {"predictions": str(folder / "val"), **done}
+    barrier()
+    return written
