@@ -44,9 +44,13 @@ def seg(
     split: str = typer.Option("train", help="Training split."),
     val_split: str = typer.Option("val", help="Split scored (needs ground truth)."),
     backbone: str = typer.Option("small", help="small (CPU), resnet50 or resnet101."),
-    epochs: int | None = typer.Option(None, min=1, help="Epochs per row (default: preset, 20)."),
+    epochs: int | None = typer.Option(
+        None, min=1, help="Epochs per row (default: the preset; small: 8)."
+    ),
     batch_size: int | None = typer.Option(None, min=1, help="Batch size (default: preset, 16)."),
-    lr: float | None = typer.Option(None, help="Backbone lr (default: preset, 0.05); head x10."),
+    lr: float | None = typer.Option(
+        None, help="Learning rate (default: the preset; small: AdamW 2e-3 on every layer)."
+    ),
     crop: int | None = typer.Option(None, help="Training crop side (default: preset, 128)."),
     long_side: tuple[int, int] | None = typer.Option(
         None, help="LO HI range of the random long-side resize (default: preset, 96 176)."
