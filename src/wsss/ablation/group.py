@@ -29,8 +29,10 @@ from typing import Any
 
 from wsss.data.base import SegmentationDataset
 from wsss.engine import barrier, is_main_process
+from wsss.engine.training import train_seconds
 from wsss.errors import WsssError
 from wsss.io.atomic import atomic_write_text
+from wsss.io.settings import check_saved_settings
 
 __all__ = ["GROUP_ROWS", "GroupRow", "ablate_group", "group_table"]
 
@@ -87,30 +89,6 @@ def _open(name: str, root: Path, split: str, limit: int | None) -> SegmentationD
     if limit is not None:
         data.ids = data.ids[:limit]
     return data
-
-
-def _check_settings(out: Path, settings: dict[str, Any]) -> None:
-    path = out / "settings.json"
-    if path.is_file():
-        try:
-            saved = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise WsssError(f"unreadable ablation settings ({err})", path) from None
-        if saved != settings:
-            raise WsssError("this folder holds an ablation with other settings", path,
-                            hint="use another --out, or delete the folder")  # fmt: skip
-    elif is_main_process():
-        atomic_write_text(path, json.dumps(settings, indent=2) + "\n")
-    barrier()
-
-
-def _train_seconds(run: Path) -> float:
-    """Sum of the epoch times in ``train.log`` (a resumed training counts every epoch once)."""
-    log = run / "train.log"
-    if not log.is_file():
-        return 0.0
-    words = [line.split() for line in log.read_text(encoding="utf-8").splitlines()]
-    return sum(float(w[w.index("seconds") + 1]) for w in words if "seconds" in w)
 
 
 @dataclass(frozen=True)
@@ -178,7 +156,7 @@ def _run_row(row: GroupRow, plan: _Plan, rows: Sequence[GroupRow]) -> dict[str, 
     return {
         **dataclasses.asdict(row), "network": row.net, "miou": scores["best"]["miou"],
         "best_threshold": scores["best_threshold"], "miou_at": scores["miou_at"],
-        "curve": scores["curve"], "train_seconds": _train_seconds(final.parent),
+        "curve": scores["curve"], "train_seconds": train_seconds(final.parent),
         "call_train_seconds": trained - start, "cam_seconds": inferred - trained,
         "eval_seconds": time.perf_counter() - inferred,
     }  # fmt: skip
@@ -246,7 +224,8 @@ def ablate_group(
     settings = {"single": single.to_dict(), "group": group.to_dict(),
                 "train_images": len(train_data), "eval_split": scored_split,
                 "eval_images": len(scored), "scales": [float(s) for s in scales]}  # fmt: skip
-    _check_settings(out, settings)
+    check_saved_settings(out / "settings.json", settings, what="an ablation")
+    barrier()
     plan = _Plan(out, train_data, scored, single, group, tuple(float(s) for s in scales), device,
                  workers, progress)  # fmt: skip
     chosen = tuple(GROUP_ROWS if rows is None else rows)

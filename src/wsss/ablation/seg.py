@@ -30,6 +30,7 @@ from wsss.data.base import SegmentationDataset
 from wsss.engine import barrier, is_main_process
 from wsss.errors import WsssError
 from wsss.io.atomic import atomic_write_text
+from wsss.io.settings import check_saved_settings
 from wsss.seg.train import SegConfig
 
 __all__ = ["SEG_ROWS", "SegRow", "ablate_seg", "seg_table"]
@@ -97,20 +98,6 @@ def _check_inputs(root: Path, labels: Path | None, train: SegmentationDataset | 
         raise WsssError(f"{len(missing)} of {len(train)} training images have no pseudo label "
                         f"(first: {missing[0]}.png)", labels,
                         hint="give the label folder of the training split")  # fmt: skip
-
-
-def _check_settings(out: Path, settings: dict[str, Any]) -> None:
-    path = out / "settings.json"
-    if path.is_file():
-        try:
-            saved = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise WsssError(f"unreadable ablation settings ({err})", path) from None
-        if saved != settings:
-            raise WsssError("this folder holds an ablation with other settings", path,
-                            hint="use another --out, or delete the folder")  # fmt: skip
-    elif is_main_process():
-        atomic_write_text(path, json.dumps(settings, indent=2) + "\n")
 
 
 def _run_row(row: SegRow, config: SegConfig, base: Path, out: Path, *,
@@ -204,7 +191,7 @@ def ablate_seg(
     _check_inputs(root, None if labels is None else Path(labels), train_data, val)
     settings = {"recipe": base.to_dict(), "train_images": len(train_data), "val_split": val_split,
                 "val_images": len(val), "sources": sources}  # fmt: skip
-    _check_settings(out, settings)
+    check_saved_settings(out / "settings.json", settings, what="an ablation")
     result: dict[str, Any] = {"settings": settings, "sources": {}}
     for source, folder in sources.items():
         done: dict[str, Any] = {}

@@ -205,3 +205,13 @@ def wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:
 def unwrap(model: nn.Module) -> nn.Module:
     """The module inside a DDP wrapper (or the module itself)."""
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def train_seconds(run: str | Path) -> float:
+    """Sum of the epoch times (``seconds S``) in a run's ``train.log``, as every trainer writes it
+    (a resumed run counts every epoch once)."""
+    log = Path(run) / "train.log"
+    if not log.is_file():
+        return 0.0
+    words = [line.split() for line in log.read_text(encoding="utf-8").splitlines()]
+    return sum(float(w[w.index("seconds") + 1]) for w in words if "seconds" in w)

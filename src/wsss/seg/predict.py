@@ -11,7 +11,6 @@ unpadded shard of the ids under ``torchrun``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,12 +21,12 @@ import torch.nn.functional as F
 from wsss.crf.dense_crf import crf_inference_probs
 from wsss.data.base import SegmentationDataset
 from wsss.data.transforms import EvalTransform
-from wsss.engine import dist_info, is_main_process, pending, shard
+from wsss.engine import dist_info, pending, shard
 from wsss.engine.progress import track
 from wsss.engine.training import resolve_device
 from wsss.errors import WsssError
-from wsss.io.atomic import atomic_write_text
 from wsss.io.palette import write_label_png
+from wsss.io.settings import check_saved_settings
 from wsss.seg.deeplab import SegmentationModel
 from wsss.seg.superpixels import cached_segments
 
@@ -83,20 +82,6 @@ def predict_image(
     return total / len(scales)
 
 
-def _check_config(out: Path, config: dict) -> None:
-    path = out / CONFIG_FILE
-    if path.is_file():
-        try:
-            saved = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise WsssError(f"unreadable prediction options ({err})", path) from None
-        if saved != config:
-            raise WsssError("this folder holds predictions made with other options", path,
-                            hint="use another --out, or delete the folder")  # fmt: skip
-    elif is_main_process():
-        atomic_write_text(path, json.dumps(config, indent=2) + "\n")
-
-
 def predict_split(
     model: SegmentationModel, dataset: SegmentationDataset, out: str | Path, *,
     scales: Sequence[float] = (1.0,), flip: bool = False, n_segments: int = 200,
@@ -130,8 +115,9 @@ def predict_split(
                         f"{dataset.classes.num_classes}")  # fmt: skip
     out = Path(out)
     dev = resolve_device(device)
-    _check_config(out, {"checkpoint": checkpoint, "scales": list(scales), "flip": flip, "crf": crf,
-                        "n_segments": n_segments if model.needs_superpixels else None})  # fmt: skip
+    check_saved_settings(out / CONFIG_FILE, {"checkpoint": checkpoint, "scales": list(scales), "flip": flip, "crf": crf,
+                        "n_segments": n_segments if model.needs_superpixels else None},
+                         what="predictions", noun="options")  # fmt: skip
     info = dist_info()
     mine = shard(dataset.ids, info.rank, info.world)
     todo = pending(mine, lambda i: out / f"{i}.png")

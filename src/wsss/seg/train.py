@@ -46,6 +46,7 @@ from wsss.engine.training import (
     seed_everything,
     set_poly_lr,
     set_rng_state,
+    train_seconds,
     unwrap,
     wrap_ddp,
 )
@@ -460,15 +461,6 @@ def train(
                                 "num_classes": num_classes})  # fmt: skip
     barrier()
     return final
-
-
-def train_seconds(run: str | Path) -> float:
-    """Sum of the epoch times in a run's ``train.log`` (a resumed run counts every epoch once)."""
-    log = Path(run) / LOG_FILE
-    if not log.is_file():
-        return 0.0
-    words = [line.split() for line in log.read_text(encoding="utf-8").splitlines()]
-    return sum(float(w[w.index("seconds") + 1]) for w in words if "seconds" in w)
 
 
 def load_trained(
