@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from fakes import make_voc
+from fakes import make_voc, spawn_wsss
 from wsss.cam.train import FINAL_FILE, build_model, resolve_config
 from wsss.engine.training import save_checkpoint
 from wsss.io.cams import read_cams
@@ -28,25 +25,14 @@ def _tiny_voc(root: Path) -> Path:
     return make_voc(root, masks)
 
 
-def _wsss(args: list[str], *, nproc: int) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    if nproc == 1:
-        command = [sys.executable, "-m", "wsss", "--quiet", *args]
-    else:
-        torchrun = str(Path(sys.executable).with_name("torchrun"))
-        command = [torchrun, "--standalone", "--nproc_per_node", str(nproc), "-m", "wsss",
-                   "--quiet", *args]  # fmt: skip
-    subprocess.run(command, check=True, env=env, timeout=120)
-
-
 @pytest.mark.distributed
 def test_two_processes_train_and_infer_like_one(tmp_path: Path):
     root = _tiny_voc(tmp_path / "voc")
     # Global batch 3 splits 2 + 1 over two ranks: the loss weighting must make that exact.
     train = ["train-cam", "--root", str(root), "--backbone", "small", "--epochs", "2",
              "--batch-size", "3", "--crop", "16", "--long-side", "16", "30", "--lr", "0.05"]  # fmt: skip
-    _wsss([*train, "--out", str(tmp_path / "one")], nproc=1)
-    _wsss([*train, "--out", str(tmp_path / "two")], nproc=2)
+    spawn_wsss([*train, "--out", str(tmp_path / "one")], nproc=1)
+    spawn_wsss([*train, "--out", str(tmp_path / "two")], nproc=2)
     one = torch.load(tmp_path / "one" / "final.pt", weights_only=True)["model"]
     two = torch.load(tmp_path / "two" / "final.pt", weights_only=True)["model"]
     initial = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=True)
@@ -66,8 +52,8 @@ def test_two_processes_write_the_same_cams(tmp_path: Path):
                                                     "config": config.to_dict()})  # fmt: skip
     cams = ["cam", "--checkpoint", str(tmp_path / "run"), "--root", str(root),
             "--scales", "1.0,0.5"]  # fmt: skip
-    _wsss([*cams, "--out", str(tmp_path / "cams1")], nproc=1)
-    _wsss([*cams, "--out", str(tmp_path / "cams2")], nproc=2)
+    spawn_wsss([*cams, "--out", str(tmp_path / "cams1")], nproc=1)
+    spawn_wsss([*cams, "--out", str(tmp_path / "cams2")], nproc=2)
     names = sorted(p.name for p in (tmp_path / "cams1").glob("*.npz"))
     assert len(names) == 10
     assert names == sorted(p.name for p in (tmp_path / "cams2").glob("*.npz"))

@@ -44,6 +44,20 @@ def test_topk_rows_keeps_largest_and_row_sums():
     assert ((out > 0).sum(1) <= 2).all()
 
 
+def test_topk_rows_full_rows_against_brute_force():
+    gen = torch.Generator().manual_seed(3)
+    m = torch.rand(6, 11, generator=gen, dtype=torch.float64) + 0.01  # every row >= k values
+    out = topk_rows(_dense_csr(m), 3)
+    expect = torch.zeros_like(m)
+    for i, row in enumerate(m):
+        top = row.topk(3).indices
+        expect[i, top] = row[top] * row.sum() / row[top].sum()
+    assert torch.allclose(out.to_dense(), expect)
+    cols = out.col_indices().reshape(6, 3)
+    assert (cols[:, 1:] > cols[:, :-1]).all()  # sorted within each row
+    assert out.crow_indices().tolist() == list(range(0, 19, 3))
+
+
 def test_sparse_power_equals_dense_without_pruning():
     torch.manual_seed(0)
     h, w = 6, 7

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-
-def _wsss(args: list[str], *, nproc: int) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    if nproc == 1:
-        command = [sys.executable, "-m", "wsss", "--quiet", *args]
-    else:
-        torchrun = str(Path(sys.executable).with_name("torchrun"))
-        command = [torchrun, "--standalone", "--nproc_per_node", str(nproc), "-m", "wsss",
-                   "--quiet", *args]  # fmt: skip
-    subprocess.run(command, check=True, env=env, timeout=120)
+from fakes import spawn_wsss
 
 
 @pytest.mark.slow
@@ -29,16 +17,16 @@ def test_two_processes_train_and_predict_like_one(tiny_voc: Path, tmp_path: Path
     # the loss is normalised by the labelled pixels of the global batch.
     train = ["train-seg", "--root", str(tiny_voc), "--model", "deeplabv2", "--backbone", "small",
              "--epochs", "2", "--batch-size", "3", "--crop", "16", "--long-side", "16", "28"]  # fmt: skip
-    _wsss([*train, "--out", str(tmp_path / "one")], nproc=1)
-    _wsss([*train, "--out", str(tmp_path / "two")], nproc=2)
+    spawn_wsss([*train, "--out", str(tmp_path / "one")], nproc=1)
+    spawn_wsss([*train, "--out", str(tmp_path / "two")], nproc=2)
     one = torch.load(tmp_path / "one" / "final.pt", weights_only=True)["model"]
     two = torch.load(tmp_path / "two" / "final.pt", weights_only=True)["model"]
     for key in one:
         torch.testing.assert_close(one[key], two[key], rtol=0, atol=1e-5, msg=key)
     predict = ["predict", "--checkpoint", str(tmp_path / "one"), "--root", str(tiny_voc),
                "--split", "train"]  # fmt: skip
-    _wsss([*predict, "--out", str(tmp_path / "p1")], nproc=1)
-    _wsss([*predict, "--out", str(tmp_path / "p2")], nproc=2)
+    spawn_wsss([*predict, "--out", str(tmp_path / "p1")], nproc=1)
+    spawn_wsss([*predict, "--out", str(tmp_path / "p2")], nproc=2)
     for png in sorted((tmp_path / "p1").glob("*.png")):
         assert png.read_bytes() == (tmp_path / "p2" / png.name).read_bytes(), png.name
     assert len(list((tmp_path / "p2").glob("*.png"))) == 8

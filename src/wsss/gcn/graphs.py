@@ -146,21 +146,26 @@ def topk_rows(matrix: Tensor, topk: int) -> Tensor:
     width = int((crow[1:] - crow[:-1]).max()) if n else 0
     if width <= topk:
         return matrix
-    pos = torch.arange(len(rows), device=rows.device) - crow[rows]
+    starts = crow[:-1]
+    pos = torch.arange(len(rows), device=rows.device) - starts[rows]
     padded = values.new_zeros(n, width).index_put_((rows, pos), values)
-    cols = torch.zeros(n, width, dtype=torch.int64, device=rows.device)
-    cols.index_put_((rows, pos), matrix.col_indices().to(torch.int64))
-    kept, index = padded.topk(topk, dim=1)
-    kept_cols, order = cols.gather(1, index).sort(dim=1)
+    kept, index = padded.topk(topk, dim=1, sorted=False)
+    # positions in ascending order keep each row's columns sorted (CSR rows are sorted)
+    index, order = index.sort(dim=1)
     kept = kept.gather(1, order)
     scale = padded.sum(1, keepdim=True) / kept.sum(1, keepdim=True).clamp_min(
         torch.finfo(kept.dtype).tiny
     )
-    kept = kept * scale
-    keep = kept > 0
-    new_crow = torch.zeros(n + 1, dtype=torch.int64, device=rows.device)
-    new_crow[1:] = keep.sum(1).cumsum(0)
-    return _csr(new_crow, kept_cols[keep], kept[keep], n, m)
+    flat, kept = starts[:, None] + index, kept * scale
+    keep = kept > 0  # also drops the padding of rows shorter than topk
+    if bool(keep.all()):  # the usual case after the first squaring: no masking
+        new_crow = torch.arange(0, n * topk + 1, topk, device=rows.device)
+        flat, kept = flat.reshape(-1), kept.reshape(-1)
+    else:
+        new_crow = torch.zeros(n + 1, dtype=torch.int64, device=rows.device)
+        new_crow[1:] = keep.sum(1).cumsum(0)
+        flat, kept = flat[keep], kept[keep]
+    return _csr(new_crow, matrix.col_indices()[flat], kept, n, m)
 
 
 def phi_graph(image: Tensor, *, normalize: bool = True, **options: object) -> Tensor:

@@ -128,19 +128,29 @@ class BatchedGCN(nn.Module):
             self.w2[b, :, :k] = _glorot((h, k), gen).to(self.w2)
 
     def dropout_mask(self, sizes: Sequence[int], generators: Sequence[torch.Generator]) -> Tensor:
-        """The scaled keep mask ``(B, N, H)`` of one training step, image ``b``'s ``sizes[b]``
-        rows drawn from ``generators[b]`` (padding rows 0)."""
-        b, n = len(sizes), max(sizes)
-        mask = torch.zeros(b, n, self.hidden)
-        for i, (size, gen) in enumerate(zip(sizes, generators, strict=True)):
-            keep = torch.rand(size, self.hidden, generator=gen) >= self.dropout
-            mask[i, :size] = keep.to(mask.dtype) / (1 - self.dropout)
-        return mask.to(self.w1)
+        """The scaled keep mask ``(B, H, N)`` (hidden units first) of one training step; image
+        ``b``'s ``sizes[b]`` nodes drawn from ``generators[b]`` (padding 0).
+
+        Each unit keeps with probability ``1 - round(p 2^16) / 2^16`` (``1 - p`` to within
+        ``2^-17``): four 16-bit draws per random 64-bit integer, about 3x faster than a float
+        per unit with the CPU generator.
+        """
+        n, h = max(sizes), self.hidden
+        threshold, scale = round(self.dropout * 2**16) - 2**15, 1 / (1 - self.dropout)
+        masks = []
+        for size, gen in zip(sizes, generators, strict=True):
+            count = h * size
+            bits = torch.randint(-(2**63), 2**63 - 1, ((count + 3) // 4,), dtype=torch.int64,
+                                 generator=gen)  # fmt: skip
+            draw = bits.view(torch.int16)[:count].view(h, size)
+            keep = (draw >= threshold).to(self.w1.dtype).mul_(scale)
+            masks.append(keep if size == n else torch.nn.functional.pad(keep, (0, n - size)))
+        return torch.stack(masks).to(self.w1.device)
 
     def forward(
         self, ax: Tensor, adjacency: Adjacency, *, dropout_mask: Tensor | None = None
     ) -> Tensor:
-        """Eq. (1) for the batch; see :func:`gcn_forward`."""
+        """Eq. (1) for the batch; see :func:`gcn_forward` (``dropout_mask (B, N, H)``)."""
         return gcn_forward(ax, adjacency, self.w1, self.w2, class_mask=self.class_mask,
                            dropout_mask=dropout_mask)  # fmt: skip
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import Tensor
 
+from wsss.gcn.gradients import ClosedFormStep, LossCoefficients
 from wsss.gcn.losses import PADDING, UNLABELLED, LossWeights, laplacian_operator, wsgcn_loss
 from wsss.gcn.model import BatchedGCN
 from wsss.graph.sparse import SparseOperator, _csr
@@ -34,6 +36,8 @@ class GcnSettings:
         weight_decay: Adam weight decay (5e-4).
         steps: Full-graph gradient steps (250).
         losses: The terms of eq. (2) and their weights.
+        gradients: ``closed_form`` (:mod:`wsss.gcn.gradients`, about 2x faster on a CPU) or
+            ``autograd`` (the reference it is tested against); the same maths.
     """
 
     hidden: int = 16
@@ -42,6 +46,12 @@ class GcnSettings:
     weight_decay: float = 5e-4
     steps: int = 250
     losses: LossWeights = field(default_factory=LossWeights)
+    gradients: Literal["closed_form", "autograd"] = "closed_form"
+
+    def __post_init__(self) -> None:
+        if self.gradients not in ("closed_form", "autograd"):
+            raise ValueError(f"gradients must be 'closed_form' or 'autograd', got "
+                             f"{self.gradients!r}")  # fmt: skip
 
 
 @dataclass
@@ -108,6 +118,10 @@ class DenseBlocks:
         b, n, _ = self.blocks.shape
         return torch.bmm(self.blocks, x.reshape(b, n, -1)).reshape(b * n, -1)
 
+    def t(self) -> DenseBlocks:
+        """The transposed blocks (a view)."""
+        return DenseBlocks(self.blocks.transpose(1, 2))
+
 
 def _block_adjacency(problems: Sequence[GcnProblem], n: int) -> SparseOperator | DenseBlocks:
     """The block-diagonal ``A`` over ``B n`` slots (dense blocks if any graph is dense)."""
@@ -171,20 +185,32 @@ def train_gcn(problems: Sequence[GcnProblem], settings: GcnSettings | None = Non
     adjacency = _block_adjacency(problems, n)
     ax, seeds = _stack(problems, n)
     laplacian = _laplacian(problems, n) if s.losses.laplacian else None
+    if s.losses.laplacian and laplacian is None:
+        raise ValueError("the Laplacian loss (beta2 > 0) needs the Phi pairs of every problem")
     widths = [p.features.shape[1] for p in problems]
     model = BatchedGCN(in_features=widths, num_outputs=[p.num_outputs for p in problems],
                        hidden=s.hidden, dropout=s.dropout).to(ax)  # fmt: skip
     generators = [torch.Generator().manual_seed(p.seed) for p in problems]
     model.reset_parameters(generators)
-    optimizer = torch.optim.Adam(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+    # the fused kernel: one call per step instead of ~10 small ops per tensor (0.85 -> 0.04 ms)
+    optimizer = torch.optim.Adam(model.parameters(), lr=s.lr, weight_decay=s.weight_decay,
+                                 fused=True)  # fmt: skip
+    closed_form = None
+    if s.gradients == "closed_form":
+        coef = LossCoefficients.build(seeds, model.class_mask, s.losses, ax.dtype)
+        closed_form = ClosedFormStep(ax, adjacency, coef, laplacian)
     for _ in range(s.steps):
-        mask = model.dropout_mask(sizes, generators) if s.dropout > 0 else None
-        log_q = model(ax, adjacency, dropout_mask=mask)
-        loss = wsgcn_loss(
-            log_q, seeds, weights=s.losses, laplacian=laplacian, class_mask=model.class_mask
-        )
-        optimizer.zero_grad(set_to_none=True)
-        loss["total"].sum().backward()
+        keep = model.dropout_mask(sizes, generators) if s.dropout > 0 else None
+        if closed_form is not None:
+            model.w1.grad, model.w2.grad = closed_form(model.w1.detach(), model.w2.detach(), keep)
+        else:
+            mask = None if keep is None else keep.transpose(1, 2)
+            log_q = model(ax, adjacency, dropout_mask=mask)
+            loss = wsgcn_loss(
+                log_q, seeds, weights=s.losses, laplacian=laplacian, class_mask=model.class_mask
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss["total"].sum().backward()
         optimizer.step()
     with torch.no_grad():
         q = model(ax, adjacency).exp()

@@ -9,7 +9,6 @@ saved as ``<out>/propagate.json``; rerunning into that folder with other options
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,13 +21,13 @@ from wsss.affinity.infer import image_affinity
 from wsss.affinity.train import load_affinity
 from wsss.data.base import SegmentationDataset
 from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from wsss.engine import dist_info, is_main_process, pending, shard
+from wsss.engine import dist_info, pending, shard
 from wsss.engine.progress import track
 from wsss.engine.training import resolve_device
 from wsss.errors import WsssError
-from wsss.io.atomic import atomic_write_text
 from wsss.io.cams import CamFile
 from wsss.io.palette import write_label_png
+from wsss.io.settings import check_saved_settings
 from wsss.propagation.random_walk import (
     RandomWalkSettings,
     psa_background,
@@ -177,22 +176,6 @@ def create_propagator(method: str, **options: Any) -> Propagator:
     return PROPAGATORS[method](**options)
 
 
-def _check_config(out: Path, config: dict[str, Any]) -> None:
-    """Save ``config`` as ``<out>/propagate.json`` (rank 0), or check it equals the saved one."""
-    path = out / CONFIG_FILE
-    if path.is_file():
-        try:
-            saved = json.loads(path.read_text())
-        except (OSError, ValueError) as err:
-            raise WsssError(f"unreadable propagation configuration ({err})", path) from None
-        if saved != config:
-            diff = {k: (saved.get(k), v) for k, v in config.items() if saved.get(k) != v}
-            raise WsssError(f"this folder holds labels made with other options (saved, now): {diff}",
-                            path, hint="use another --out, or delete the folder to start again")  # fmt: skip
-    elif is_main_process():
-        atomic_write_text(path, json.dumps(config, indent=2) + "\n")
-
-
 def propagate(
     dataset: SegmentationDataset,
     cam_dir: str | Path,
@@ -226,7 +209,7 @@ def propagate(
     cam_dir, out = Path(cam_dir), Path(out)
     if not cam_dir.is_dir():
         raise WsssError("CAM folder does not exist", cam_dir, hint="run `wsss cam` first")
-    _check_config(out, propagator.options())
+    check_saved_settings(out / CONFIG_FILE, propagator.options(), what="labels", noun="options")
     info = dist_info()
     mine = shard(dataset.ids, info.rank, info.world)
     todo = pending(mine, lambda i: out / f"{i}.png")

@@ -16,7 +16,6 @@ are saved as ``<out>/refine.json``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,13 +25,13 @@ import torch
 import torch.nn.functional as F
 
 from wsss.crf import PRESETS, dense_crf, unary_from_probs
-from wsss.engine import dist_info, is_main_process, pending, shard
+from wsss.engine import dist_info, pending, shard
 from wsss.engine.progress import track
 from wsss.errors import WsssError
-from wsss.io.atomic import atomic_write_text
 from wsss.io.cams import CamFile
 from wsss.io.images import read_image
 from wsss.io.palette import write_label_png
+from wsss.io.settings import check_saved_settings
 from wsss.seeds.infer import read_cam_for_image
 
 __all__ = ["CONFIG_FILE", "REFINERS", "CamCrfRefiner", "create_refiner", "find_image",
@@ -134,21 +133,6 @@ def find_image(images: Path, image_id: str) -> Path:
     raise WsssError("missing image for this CAM file", images / f"{image_id}.jpg")
 
 
-def _check_config(out: Path, config: dict[str, Any]) -> None:
-    path = out / CONFIG_FILE
-    if path.is_file():
-        try:
-            saved = json.loads(path.read_text())
-        except (OSError, ValueError) as err:
-            raise WsssError(f"unreadable refine configuration ({err})", path) from None
-        if saved != config:
-            diff = {k: (saved.get(k), v) for k, v in config.items() if saved.get(k) != v}
-            raise WsssError(f"this folder holds labels made with other options (saved, now): {diff}",
-                            path, hint="use another --out, or delete the folder to start again")  # fmt: skip
-    elif is_main_process():
-        atomic_write_text(path, json.dumps(config, indent=2, default=str) + "\n")
-
-
 def _batches(ids: list[str], size: int) -> list[list[str]]:
     return [ids[i : i + size] for i in range(0, len(ids), size)]
 
@@ -189,7 +173,7 @@ def refine_folder(
     ids = sorted(p.stem for p in cam_dir.glob("*.npz"))
     if not ids:
         raise WsssError("no CAM files (<id>.npz) in this folder", cam_dir)
-    _check_config(out, refiner.options())
+    check_saved_settings(out / CONFIG_FILE, refiner.options(), what="labels", noun="options")
     info = dist_info()
     mine = shard(ids, info.rank, info.world)
     todo = pending(mine, lambda i: out / f"{i}.png")

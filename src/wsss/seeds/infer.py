@@ -15,21 +15,19 @@ with the ground truth at the GT's size and rejects any other size.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from wsss.data.base import SegmentationDataset
-from wsss.engine import dist_info, is_main_process, pending, shard
+from wsss.engine import dist_info, pending, shard
 from wsss.engine.progress import track
 from wsss.engine.training import resolve_device
 from wsss.errors import WsssError
-from wsss.io.atomic import atomic_write_text
 from wsss.io.cams import CamFile, read_cams
 from wsss.io.palette import write_label_png
+from wsss.io.settings import check_saved_settings
 from wsss.seeds.registry import Seeder, seeder_options
 from wsss.seeds.resize import upsample_labels
 
@@ -93,25 +91,6 @@ def image_seeds(
     return label
 
 
-def _check_config(out: Path, config: dict[str, Any]) -> None:
-    """Save ``config`` as ``<out>/seeds.json`` (rank 0), or check it equals the saved one."""
-    path = out / CONFIG_FILE
-    if path.is_file():
-        try:
-            saved = json.loads(path.read_text())
-        except (OSError, ValueError) as err:
-            raise WsssError(f"unreadable seed configuration ({err})", path) from None
-        if saved != config:
-            diff = {k: (saved.get(k), v) for k, v in config.items() if saved.get(k) != v}
-            raise WsssError(
-                f"this folder holds seeds made with other options (saved, now): {diff}",
-                path,
-                hint="use another --out, or delete the folder to start again",
-            )
-    elif is_main_process():
-        atomic_write_text(path, json.dumps(config, indent=2) + "\n")
-
-
 def make_seeds(
     dataset: SegmentationDataset,
     cam_dir: str | Path,
@@ -148,7 +127,8 @@ def make_seeds(
         raise WsssError("CAM folder does not exist", cam_dir, hint="run `wsss cam` first")
     dev = resolve_device(device)
     whole = full_size or seeder.full_resolution
-    _check_config(out, {**seeder_options(seeder), "size": "image" if whole else "cam"})
+    options = {**seeder_options(seeder), "size": "image" if whole else "cam"}
+    check_saved_settings(out / CONFIG_FILE, options, what="seeds", noun="options")
     info = dist_info()
     mine = shard(dataset.ids, info.rank, info.world)
     todo = pending(mine, lambda i: out / f"{i}.png")
