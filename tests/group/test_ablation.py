@@ -39,6 +39,10 @@ def test_ablate_group_rows_resume_and_settings(tiny_voc: Path, tmp_path: Path, m
     inter, graph = ({f.name: f.read_bytes() for f in (out / "cams" / k).glob("*.npz")}
                     for k in ("intermediate", "graph"))  # fmt: skip
     assert len(inter) == len(graph) == 9 and inter != graph
+    # the same network's graph output with each image alone: its own inference pass, other CAMs
+    alone = {f.name: f.read_bytes() for f in (out / "cams" / "graph_alone").glob("*.npz")}
+    assert rows["graph output, alone"]["network"] == "k4_t3"
+    assert alone.keys() == graph.keys() and alone != graph
     table = (out / "group.md").read_text()
     assert "| Node number | K = 5 | ensemble |" in table and "(shared)" in table
     assert json.loads((out / "group.json").read_text()) == result

@@ -124,3 +124,26 @@ def test_cli_train_affinity(rw_data, tmp_path):
              "--distance", "mean"])  # fmt: skip
     assert (out / "final.pt").is_file() and (out / "train.log").read_text().startswith("epoch 1/1")
     assert json.loads((out / "config.json").read_text())["config"]["distance"] == "mean"
+
+
+def test_cli_gcn_options_reach_the_propagator(rw_data, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "gcn"
+    args = ["propagate", "--method", "gcn", "--cams", str(rw_data["cams"]), "--out", str(out),
+            "--root", str(rw_data["root"]), "--steps", "5", "--no-crf", "--entropy", "0",
+            "--laplacian-on-log", "--phi-variant", "code", "--seed", "3"]  # fmt: skip
+    code, err = _run_cli(args, monkeypatch, capsys)
+    assert code == 0, err
+    saved = json.loads((out / "propagate.json").read_text())
+    assert (saved["graph"], saved["features"], saved["crf"], saved["steps"]) == (
+        "phi",
+        "colour",
+        False,
+        5,
+    )  # no affinity run: the Phi graph and colour features
+    assert saved["losses"]["entropy"] == 0 and saved["losses"]["laplacian_on_log"]
+    assert (saved["phi_variant"], saved["seed"]) == ("code", 3)
+    assert len(list(out.glob("*.png"))) == 6
+    code, err = _run_cli([*args[:-2], "--seed", "4"], monkeypatch, capsys)
+    assert code == 2 and "'seed': (3, 4)" in err  # the saved-settings check names the change
+    code, err = _run_cli([*args, "--graph", "dense"], monkeypatch, capsys)
+    assert code == 2 and "need an affinity network" in err

@@ -50,6 +50,9 @@ class GroupRow:
         group_size: ``K``.
         rounds: ``T``.
         graph_dropout: The graph dropout layer.
+        infer_group_size: Images per group at inference when it differs from ``group_size``
+            (1: every image alone, only its self-edge; not in the paper, a check of what the
+            other images' messages add).
     """
 
     name: str
@@ -60,6 +63,7 @@ class GroupRow:
     group_size: int = 4
     rounds: int = 3
     graph_dropout: bool = True
+    infer_group_size: int | None = None
 
     @property
     def net(self) -> str:
@@ -69,7 +73,8 @@ class GroupRow:
         return f"k{self.group_size}_t{self.rounds}" + ("" if self.graph_dropout else "_nodrop")
 
 
-#: The rows: the single-image baseline, the full model, then the variants of table 3.
+#: The rows: the single-image baseline, the full model, then the variants of table 3, and (not in
+#: the paper) the full model's graph output with each image alone in its inference group.
 GROUP_ROWS: tuple[GroupRow, ...] = (
     GroupRow("single-image CAM", "single", "Baseline", model="single", output="-"),
     GroupRow("T = 3, K = 4 (self-ensembling)", "full", "Full model"),
@@ -79,6 +84,9 @@ GROUP_ROWS: tuple[GroupRow, ...] = (
     GroupRow("w/o dropout", "no_dropout", "Graph dropout", graph_dropout=False),
     GroupRow("intermediate output", "intermediate", "Self-ensembling", output="intermediate"),
     GroupRow("graph output", "graph", "Self-ensembling", output="graph"),
+    GroupRow(
+        "graph output, alone", "graph_alone", "Group context", output="graph", infer_group_size=1
+    ),
 )
 
 
@@ -136,8 +144,10 @@ def _cams(row: GroupRow, final: Path, plan: _Plan, rows: Sequence[GroupRow]) -> 
         from wsss.group.infer import infer_group_cams, load_group_trained
 
         group, config = load_group_trained(final, dev)
-        folders = {r.output: plan.out / "cams" / r.key for r in rows if r.net == row.net}
-        infer_group_cams(group, plan.scored, folders, group_size=config.group_size,
+        size = row.infer_group_size or config.group_size
+        folders = {r.output: plan.out / "cams" / r.key for r in rows if r.net == row.net
+                   and (r.infer_group_size or config.group_size) == size}  # fmt: skip
+        infer_group_cams(group, plan.scored, folders, group_size=size,
                          seed=config.seed, scales=plan.scales, high_res=True, device=plan.device,
                          progress=plan.progress)  # fmt: skip
     barrier()

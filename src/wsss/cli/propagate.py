@@ -1,4 +1,4 @@
-"""``wsss propagate``: full-size label maps from CAMs by label propagation (``--method rw``).
+"""``wsss propagate``: full-size label maps from CAMs by label propagation (``--method rw|gcn``).
 
 Runs in one process or under ``torchrun --nproc_per_node N`` with the same arguments, and resumes
 when rerun (existing PNGs are kept).
@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 
+from wsss.cli import gcn_options as gcn
 from wsss.cli.common import console, open_dataset, state
 from wsss.errors import WsssError
 
@@ -42,6 +43,17 @@ def propagate(
     batch_size: int = typer.Option(
         16, min=1, help="gcn: images whose GCNs train together (same result as one at a time)."
     ),
+    graph: str | None = gcn.GRAPH,
+    features: str | None = gcn.FEATURES,
+    cam_checkpoint: Path | None = gcn.CAM_CHECKPOINT,
+    crf: bool = gcn.CRF,
+    steps: int = gcn.STEPS,
+    entropy: float = gcn.ENTROPY,
+    laplacian: float = gcn.LAPLACIAN,
+    laplacian_on_log: bool = gcn.LAPLACIAN_ON_LOG,
+    phi_variant: str = gcn.PHI_VARIANT,
+    topk: int = gcn.TOPK,
+    seed: int = gcn.SEED,
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:<i>."),
 ) -> None:
     """Propagate CAMs over a pixel graph into full-size label maps (0 background, no 255)."""
@@ -52,8 +64,12 @@ def propagate(
     builders = {
         "rw": lambda: _rw_options(affinity, beta, exp_times, bg_threshold, alpha),
         # WSGCN (wsss.gcn): sparse T^256 of an IRNet run, or the Phi graph without one.
-        "gcn": lambda: {"affinity": affinity, "graph": "sparse" if affinity else "phi"},
-    }
+        "gcn": lambda: gcn.gcn_options(
+            graph=graph, affinity=affinity, features=features, cam_checkpoint=cam_checkpoint,
+            crf=crf, steps=steps, entropy=entropy, laplacian=laplacian,
+            laplacian_on_log=laplacian_on_log, phi_variant=phi_variant, topk=topk, seed=seed,
+        ),
+    }  # fmt: skip
     if method not in builders:
         raise WsssError(
             f"unknown propagation method {method!r}; valid names: {', '.join(builders)}"

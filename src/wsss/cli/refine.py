@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 
+from wsss.cli import gcn_options as gcn
 from wsss.cli.common import console, state
 
 
@@ -23,19 +24,18 @@ def refine(
     affinity: Path | None = typer.Option(
         None, help="rw: the train-affinity run; gcn: an IRNet run for graph sparse/dense."
     ),
-    graph: str = typer.Option("phi", help="gcn: phi (no network), sparse or dense T^(2^k)."),
-    features: str | None = typer.Option(
-        None, help="gcn: colour (no network), backbone or affinity (default: from the runs)."
-    ),
-    cam_checkpoint: Path | None = typer.Option(None, help="gcn: CAM run for backbone features."),
-    crf: bool = typer.Option(True, "--crf/--no-crf", help="gcn: dense CRF after upsampling."),
-    steps: int = typer.Option(250, help="gcn: training steps per image."),
-    entropy: float = typer.Option(10.0, help="gcn: entropy loss weight (0 = off)."),
-    laplacian: float = typer.Option(0.01, help="gcn: Laplacian loss weight (0 = off)."),
-    phi_variant: str = typer.Option("paper", help="gcn: Phi of the paper or the authors' code."),
-    topk: int = typer.Option(32, help="gcn graph sparse: values kept per row."),
+    graph: str | None = gcn.GRAPH,
+    features: str | None = gcn.FEATURES,
+    cam_checkpoint: Path | None = gcn.CAM_CHECKPOINT,
+    crf: bool = gcn.CRF,
+    steps: int = gcn.STEPS,
+    entropy: float = gcn.ENTROPY,
+    laplacian: float = gcn.LAPLACIAN,
+    laplacian_on_log: bool = gcn.LAPLACIAN_ON_LOG,
+    phi_variant: str = gcn.PHI_VARIANT,
+    topk: int = gcn.TOPK,
     batch_size: int = typer.Option(1, help="gcn: images whose GCNs train at once."),
-    seed: int = typer.Option(0, help="gcn: seed of every image's GCN."),
+    seed: int = gcn.SEED,
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:<i>."),
 ) -> None:
     """Turn CAMs made by any method into full-size label maps (0 background, no 255)."""
@@ -48,9 +48,11 @@ def refine(
     elif method == "rw":
         options["affinity"] = affinity
     elif method == "gcn":
-        options.update(graph=graph, features=features, affinity=affinity,
-                       cam_checkpoint=cam_checkpoint, crf=crf, steps=steps, entropy=entropy,
-                       laplacian=laplacian, phi_variant=phi_variant, topk=topk, seed=seed)  # fmt: skip
+        options.update(gcn.gcn_options(
+            graph=graph, affinity=affinity, features=features, cam_checkpoint=cam_checkpoint,
+            crf=crf, steps=steps, entropy=entropy, laplacian=laplacian,
+            laplacian_on_log=laplacian_on_log, phi_variant=phi_variant, topk=topk, seed=seed,
+        ))  # fmt: skip
     init_distributed(device)
     refiner = create_refiner(method, **options)
     verbose = not state.quiet and is_main_process()
