@@ -50,6 +50,10 @@ def test_every_row_on_gt_and_pseudo_labels(tiny_voc: Path, pseudo: Path, tmp_pat
     assert {r["network"] for r in gt.values()} == {"deeplabv3plus", "jointcrf", "nonlocal",
                                                    "escrf_p", "escrf_s", "escrf_ps"}  # fmt: skip
     assert json.loads((out / "seg.json").read_text()) == result
+    # Joint-CRF starts from the trained DeepLabV3+ of its own source
+    joint = json.loads((out / "pseudo" / "train" / "jointcrf" / "config.json").read_text())
+    assert joint["config"]["init"] == str((out / "pseudo" / "train" / "deeplabv3plus" /
+                                           "final.pt").resolve())  # fmt: skip
     assert json.loads((out / "pseudo" / "train" / "escrf_ps" / "config.json").read_text())[
         "config"]["labels"] == str(pseudo.resolve())  # fmt: skip
     md = (out / "seg.md").read_text().splitlines()

@@ -195,3 +195,34 @@ def test_load_trained_every_head(tiny_voc: Path, tmp_path: Path, model: str):
     assert loaded_config == config and type(loaded) is type(net)
     for key, value in net.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
+
+
+def test_init_from_a_trained_run(tiny_voc: Path, tmp_path: Path):
+    from wsss.seg.train import initialise_from
+
+    base = tiny_config(tiny_voc, epochs=1)
+    data = VOCSegmentation(tiny_voc)
+    train(base, tmp_path / "base", dataset=data, progress=False)
+    trained = load_checkpoint(tmp_path / "base" / "final.pt")["model"]
+    # Joint-CRF = DeepLabV3+ + learnable Potts weights: every trained weight copies over
+    joint = build_seg_model(tiny_config(tiny_voc, model="jointcrf"), 21, pretrained=False)
+    before = joint.state_dict()["crf.compat"].clone()
+    assert initialise_from(joint, tmp_path / "base") == len(trained)
+    for key, value in trained.items():
+        assert torch.equal(joint.state_dict()[key], value), key
+    assert torch.equal(joint.state_dict()["crf.compat"], before)  # its own part keeps its init
+    # a run with --init records it and starts from those weights (1 step: still close to them)
+    config = tiny_config(tiny_voc, model="jointcrf", epochs=1, lr=1e-6, init=tmp_path / "base")
+    assert config.init == str(tmp_path / "base" / "final.pt")
+    train(config, tmp_path / "joint", dataset=data, progress=False)
+    tuned = load_checkpoint(tmp_path / "joint" / "final.pt")["model"]
+    key = next(k for k in trained if k.endswith("weight") and trained[k].ndim == 4)
+    assert (tuned[key] - trained[key]).abs().max() < 1e-3
+    assert "init" not in base.to_dict() and "init" in config.to_dict()  # old runs still resume
+    # another head's extra weights, or another class count, are refused
+    escrf = build_seg_model(tiny_config(tiny_voc, model="escrf"), 21, pretrained=False)
+    torch.save({"model": escrf.state_dict()}, tmp_path / "escrf.pt")
+    with pytest.raises(WsssError, match="not in this network"):
+        initialise_from(build_seg_model(base, 21, pretrained=False), tmp_path / "escrf.pt")
+    with pytest.raises(WsssError, match="shape"):
+        initialise_from(build_seg_model(base, 5, pretrained=False), tmp_path / "base")

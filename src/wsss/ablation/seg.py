@@ -48,6 +48,9 @@ class SegRow:
         superpixel: ES-CRF's psi_s.
         crf: Dense-CRF post-processing of the predictions (Vanilla-CRF).
         tables: The paper's tables the row belongs to.
+        init_from: Key of an earlier row whose trained network starts this one's (Joint-CRF
+            fine-tunes the trained DeepLabV3+, as CRF-as-RNN fine-tunes a trained FCN; from
+            scratch, the CRF's messages swamp the early logits and it learns only background).
     """
 
     name: str
@@ -57,6 +60,7 @@ class SegRow:
     superpixel: bool = True
     crf: bool = False
     tables: str = "1, 2"
+    init_from: str | None = None
 
     @property
     def net(self) -> str:
@@ -70,7 +74,7 @@ class SegRow:
 SEG_ROWS: tuple[SegRow, ...] = (
     SegRow("DeepLabV3+", "deeplabv3plus", "deeplabv3plus"),
     SegRow("+ Vanilla-CRF", "vanilla_crf", "deeplabv3plus", crf=True, tables="1"),
-    SegRow("+ Joint-CRF", "joint_crf", "jointcrf", tables="1"),
+    SegRow("+ Joint-CRF", "joint_crf", "jointcrf", tables="1", init_from="deeplabv3plus"),
     SegRow("+ Non-local", "non_local", "nonlocal", tables="2"),
     SegRow("+ ES-CRF psi_p", "escrf_p", "escrf", superpixel=False, tables="2"),
     SegRow("+ ES-CRF psi_s", "escrf_s", "escrf", pairwise=False, tables="2"),
@@ -192,16 +196,25 @@ def ablate_seg(
     settings = {"recipe": base.to_dict(), "train_images": len(train_data), "val_split": val_split,
                 "val_images": len(val), "sources": sources}  # fmt: skip
     check_saved_settings(out / "settings.json", settings, what="an ablation")
+    chosen = tuple(SEG_ROWS if rows is None else rows)
+    for i, row in enumerate(chosen):
+        if row.init_from is not None and row.init_from not in {r.key for r in chosen[:i]}:
+            raise WsssError(f"row {row.name!r} starts from row {row.init_from!r}, which does not "
+                            f"come before it")  # fmt: skip
     result: dict[str, Any] = {"settings": settings, "sources": {}}
     for source, folder in sources.items():
         done: dict[str, Any] = {}
         result["sources"][source] = {"labels": folder, "rows": done}
-        for row in SEG_ROWS if rows is None else rows:
+        for row in chosen:
             path = out / source / "rows" / f"{row.key}.json"
             if not path.is_file():
+                init = None
+                if row.init_from is not None:
+                    start = next(r for r in chosen if r.key == row.init_from)
+                    init = str((out / source / "train" / start.net / "final.pt").resolve())
                 config = dataclasses.replace(base, labels=folder, model=row.model,
-                                             pairwise=row.pairwise,
-                                             superpixel=row.superpixel)  # fmt: skip
+                                             pairwise=row.pairwise, superpixel=row.superpixel,
+                                             init=init)  # fmt: skip
                 scores = _run_row(row, config, out / source, out, train_data=train_data, val=val,
                                   device=device, workers=workers, progress=progress)  # fmt: skip
                 _finish_row(path, scores, f"{source} {row.name}", report)

@@ -58,6 +58,11 @@ def train_seg(
     ),
     workers: int = typer.Option(0, min=0, help="DataLoader worker processes per rank."),
     seed: int = typer.Option(0, min=0, help="Seed of initialisation, order and augmentation."),
+    init: Path | None = typer.Option(
+        None,
+        help="A trained run (or its final.pt) whose weights start the network; parts it "
+        "lacks keep their initialisation (e.g. Joint-CRF on a trained DeepLabV3+).",
+    ),
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:<i>."),
 ) -> None:
     """Train a segmentation network (DeepLab-v2, DeepLabV3+, ES-CRF) on GT or pseudo labels."""
@@ -73,7 +78,7 @@ def train_seg(
         batch_size=batch_size, lr=lr, head_lr_mult=head_lr_mult, optimizer=optimizer,
         weight_decay=weight_decay,
         crop=crop, long_side=long_side, n_segments=n_segments, pairwise=pairwise,
-        superpixel=superpixel, seed=seed,
+        superpixel=superpixel, seed=seed, init=init,
     )  # fmt: skip
     init_distributed(device)
     torch.use_deterministic_algorithms(True, warn_only=True)

@@ -59,8 +59,9 @@ from wsss.seg.deeplab import SegmentationModel
 from wsss.seg.registry import SEG_MODELS, create_seg_model
 from wsss.seg.superpixels import DEFAULT_SEGMENTS
 
-__all__ = ["OPTIMIZERS", "PRESETS", "SegConfig", "build_seg_model", "load_trained", "make_optimizer",
-           "resolve_config", "segmentation_loss", "train", "train_seconds"]  # fmt: skip
+__all__ = ["OPTIMIZERS", "PRESETS", "SegConfig", "build_seg_model", "initialise_from",
+           "load_trained", "make_optimizer", "resolve_config", "segmentation_loss", "train",
+           "train_seconds"]  # fmt: skip
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -99,6 +100,10 @@ class SegConfig:
         pairwise: ES-CRF's pairwise term psi_p.
         superpixel: ES-CRF's superpixel term psi_s.
         seed: Seed of initialisation, data order and augmentation.
+        init: A trained run's ``final.pt`` whose weights start the network: every weight it
+            holds must exist in this network with the same shape, and parts it lacks keep their
+            initialisation (e.g. Joint-CRF's Potts weights on a trained DeepLabV3+, as
+            CRF-as-RNN fine-tunes a trained FCN). None: train from ``pretrained`` / scratch.
     """
 
     dataset: str
@@ -125,11 +130,15 @@ class SegConfig:
     pairwise: bool
     superpixel: bool
     seed: int
+    init: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready values (tuples as lists)."""
+        """JSON-ready values (tuples as lists; ``init`` only when set, so runs written before
+        the field existed still resume)."""
         out = dataclasses.asdict(self)
         out["long_side"] = list(self.long_side)
+        if out["init"] is None:
+            del out["init"]
         return out
 
     @classmethod
@@ -184,7 +193,7 @@ def resolve_config(
     optimizer: str | None = None, weight_decay: float | None = None, momentum: float = 0.9,
     poly_power: float = 0.9, crop: int | None = None, long_side: tuple[int, int] | None = None, flip: bool = True,
     n_segments: int = DEFAULT_SEGMENTS, pairwise: bool = True, superpixel: bool = True,
-    seed: int = 0,
+    seed: int = 0, init: str | Path | None = None,
 ) -> SegConfig:  # fmt: skip
     """A :class:`SegConfig` with every None replaced by the preset of the model and backbone.
 
@@ -211,11 +220,46 @@ def resolve_config(
         pretrained=pretrained,
         momentum=momentum, poly_power=poly_power, flip=flip,
         n_segments=n_segments, pairwise=pairwise, superpixel=superpixel, seed=seed,
+        init=None if init is None else str(_final_path(Path(init))),
         **{**values, "long_side": tuple(int(v) for v in values["long_side"]),
            "head_lr_mult": float(values["head_lr_mult"])},
     )  # fmt: skip
     _validate(config)
     return config
+
+
+def _final_path(path: Path) -> Path:
+    """A run directory's ``final.pt``, or the file itself."""
+    return path / FINAL_FILE if path.is_dir() else path
+
+
+def initialise_from(model: nn.Module, checkpoint: str | Path) -> int:
+    """Copy a trained run's weights into ``model``; returns how many tensors were copied.
+
+    Raises:
+        WsssError: the file is missing or unreadable, holds weights ``model`` does not have or
+            has in another shape (another network or class count), or shares none with it.
+    """
+    path = _final_path(Path(checkpoint))
+    state = load_checkpoint(path)
+    weights = state.get("model") if isinstance(state, dict) else None
+    if not isinstance(weights, dict):
+        raise WsssError("not a trained network (no 'model' weights)", path)
+    own = model.state_dict()
+    foreign = sorted(k for k in weights if k not in own)
+    if foreign:
+        raise WsssError(f"{len(foreign)} weights of the checkpoint are not in this network "
+                        f"(first: {foreign[0]})", path,
+                        hint="initialise from a run of the same or a smaller head")  # fmt: skip
+    wrong = [k for k, v in weights.items() if tuple(v.shape) != tuple(own[k].shape)]
+    if wrong:
+        raise WsssError(f"weight {wrong[0]} has shape {tuple(weights[wrong[0]].shape)}, this "
+                        f"network {tuple(own[wrong[0]].shape)} (another class count or "
+                        f"backbone?)", path)  # fmt: skip
+    if not weights:
+        raise WsssError("the checkpoint holds no weights", path)
+    model.load_state_dict(weights, strict=False)
+    return len(weights)
 
 
 def _validate(config: SegConfig) -> None:
@@ -427,6 +471,8 @@ def train(
     seed_everything(config.seed, deterministic=False)
     num_classes = dataset.classes.num_classes
     module = _build(config, num_classes, dev)
+    if config.init is not None:  # a resumed run's checkpoint overrides these weights below
+        initialise_from(module, config.init)
     optimizer = make_optimizer(config, module)
     state = _resume(out, module, optimizer, config)
     model = wrap_ddp(module, dev)
