@@ -117,7 +117,14 @@ def test_bad_inputs(tiny_voc: Path, pseudo: Path, tmp_path: Path, monkeypatch, c
     assert "1 of 4 training images have no pseudo label" in capsys.readouterr().err
     assert run_wsss([*base, "--root", str(tiny_voc), "--no-gt"], monkeypatch) == 2
     assert "nothing to train on" in capsys.readouterr().err
+    # --pretrained reaches the recipe: the small CPU backbone has no ImageNet weights
+    assert run_wsss([*base, "--root", str(tiny_voc), "--pretrained"], monkeypatch) == 2
+    assert "has no pretrained weights" in capsys.readouterr().err
     assert not out.exists()
+    joint_first = (SEG_ROWS[2], SEG_ROWS[0])  # Joint-CRF needs the DeepLabV3+ row before it
+    with pytest.raises(WsssError, match="does not come before it"):
+        ablate_seg(tiny_voc, tmp_path / "order", rows=joint_first, **TINY)
+    assert not (tmp_path / "order").exists()
     ablate_seg(tiny_voc, out, rows=SEG_ROWS[:1], **TINY)
     with pytest.raises(WsssError, match="other settings"):
         ablate_seg(tiny_voc, out, rows=SEG_ROWS[:1], **{**TINY, "epochs": 2})

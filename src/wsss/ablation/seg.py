@@ -143,6 +143,7 @@ def ablate_seg(
     epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
     crop: int | None = None, long_side: tuple[int, int] | None = None, n_segments: int = 200,
     train_limit: int | None = None, val_limit: int | None = None, seed: int = 0,
+    pretrained: bool = False,
     rows: tuple[SegRow, ...] | None = None, device: str = "cpu", workers: int = 0,
     progress: bool = True, report: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
@@ -162,6 +163,7 @@ def ablate_seg(
         train_limit: Train on the first N images of ``split`` (None: all).
         val_limit: Score the first N images of ``val_split`` (None: all).
         seed: Seed of every training (initialisation, order, augmentation).
+        pretrained: Start every network from ImageNet weights (the paper's setting; ResNets).
         rows: The rows (None: :data:`SEG_ROWS`); the first is the baseline of the deltas.
         device: ``cpu``, ``cuda`` or ``cuda:<i>``.
         workers: DataLoader workers.
@@ -186,21 +188,21 @@ def ablate_seg(
         sources["pseudo"] = str(Path(labels).resolve())
     if not sources:
         raise WsssError("nothing to train on: give --labels or keep --gt")
+    chosen = tuple(SEG_ROWS if rows is None else rows)
+    for i, row in enumerate(chosen):
+        if row.init_from is not None and row.init_from not in {r.key for r in chosen[:i]}:
+            raise WsssError(f"row {row.name!r} starts from row {row.init_from!r}, which does not "
+                            f"come before it")  # fmt: skip
     dataset = _dataset_name(dataset, root)
     base = _recipe(dataset, root, split, backbone=backbone, epochs=epochs, lr=lr, crop=crop,
                    batch_size=batch_size, long_side=long_side, n_segments=n_segments,
-                   seed=seed)  # fmt: skip
+                   seed=seed, pretrained=pretrained)  # fmt: skip
     train_data = _open(dataset, root, split, train_limit)
     val = _open(dataset, root, val_split, val_limit)
     _check_inputs(root, None if labels is None else Path(labels), train_data, val)
     settings = {"recipe": base.to_dict(), "train_images": len(train_data), "val_split": val_split,
                 "val_images": len(val), "sources": sources}  # fmt: skip
     check_saved_settings(out / "settings.json", settings, what="an ablation")
-    chosen = tuple(SEG_ROWS if rows is None else rows)
-    for i, row in enumerate(chosen):
-        if row.init_from is not None and row.init_from not in {r.key for r in chosen[:i]}:
-            raise WsssError(f"row {row.name!r} starts from row {row.init_from!r}, which does not "
-                            f"come before it")  # fmt: skip
     result: dict[str, Any] = {"settings": settings, "sources": {}}
     for source, folder in sources.items():
         done: dict[str, Any] = {}

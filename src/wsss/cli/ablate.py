@@ -59,6 +59,9 @@ def seg(
     train_limit: int | None = typer.Option(None, min=1, help="Train on the first N images."),
     val_limit: int | None = typer.Option(None, min=1, help="Score the first N val images."),
     seed: int = typer.Option(0, min=0, help="Seed of every training."),
+    pretrained: bool = typer.Option(
+        False, "--pretrained/--no-pretrained", help="ImageNet weights (ResNets; the paper's)."
+    ),
     workers: int = typer.Option(0, min=0, help="DataLoader worker processes."),
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:<i>."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Same as `wsss --quiet`."),
@@ -77,7 +80,7 @@ def seg(
         root, out, dataset=dataset, labels=labels, gt=gt, split=split, val_split=val_split,
         backbone=backbone, epochs=epochs, batch_size=batch_size, lr=lr, crop=crop,
         long_side=long_side, n_segments=n_segments, train_limit=train_limit, val_limit=val_limit,
-        seed=seed, device=device, workers=workers, progress=verbose,
+        seed=seed, pretrained=pretrained, device=device, workers=workers, progress=verbose,
         report=console.print if verbose else None,
     )  # fmt: skip
     if verbose:
