@@ -126,3 +126,29 @@ def test_closed_form_step_needs_the_laplacian_when_it_is_on():
 def test_bad_gradient_engine_is_refused():
     with pytest.raises(ValueError, match="gradients"):
         GcnSettings(gradients="numeric")  # type: ignore[arg-type]
+
+
+def test_narrow_threads_give_the_same_training(monkeypatch):
+    from wsss.gcn.gradients import IntraOpThreads, narrow_threads
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        problems = [_problem(0, n=40), _problem(1, n=33, k=2)]
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+        assert narrow_threads(torch.device("cpu")) is None
+        wide = train_gcn(problems, GcnSettings(steps=30))
+        monkeypatch.setenv("OMP_WAIT_POLICY", "passive")
+        assert narrow_threads(torch.device("cpu")) == 1
+        narrow = train_gcn(problems, GcnSettings(steps=30))
+        assert torch.get_num_threads() == 2  # restored
+        for a, b in zip(wide, narrow, strict=True):
+            assert torch.equal(a, b)
+        with IntraOpThreads(1):
+            assert torch.get_num_threads() == 1
+            with IntraOpThreads(2):
+                assert torch.get_num_threads() == 2
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)

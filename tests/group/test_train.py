@@ -89,6 +89,9 @@ def test_config_checks(tmp_path: Path):
         _config(tmp_path, drop_mode="soft")
     with pytest.raises(WsssError, match="unknown backbone"):
         _config(tmp_path, backbone="vgg19")
+    # without init the saved dict has no "init" key, as runs written before the field existed
+    assert "init" not in config.to_dict()
+    assert type(config).from_dict(config.to_dict()) == config
 
 
 def test_init_from_a_single_image_classifier(tmp_path: Path, single_run: Path, group_run: Path):

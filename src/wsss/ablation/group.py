@@ -266,7 +266,7 @@ def group_table(result: dict[str, Any]) -> list[str]:
     g = s["group"]
     lines = [
         f"Group-WSSS table 3 layout: backbone {g['backbone']}, single {s['single']['epochs']} "
-        f"epochs, group {g['epochs']} epochs{' (from the single network)' if g['init'] else ''}, "
+        f"epochs, group {g['epochs']} epochs{' (from the single network)' if g.get('init') else ''}, "
         f"crop {g['crop']}, seed {g['seed']}; trained on {s['train_images']} images of "
         f"{g['split']}, CAMs of {s['eval_images']} images of {s['eval_split']} at scales "
         f"{', '.join(str(x) for x in s['scales'])} (CAM mIoU at the best background threshold, %)",

@@ -17,7 +17,12 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from wsss.gcn.gradients import ClosedFormStep, LossCoefficients
+from wsss.gcn.gradients import (
+    ClosedFormStep,
+    IntraOpThreads,
+    LossCoefficients,
+    narrow_threads,
+)
 from wsss.gcn.losses import PADDING, UNLABELLED, LossWeights, laplacian_operator, wsgcn_loss
 from wsss.gcn.model import BatchedGCN
 from wsss.graph.sparse import SparseOperator, _csr
@@ -195,23 +200,25 @@ def train_gcn(problems: Sequence[GcnProblem], settings: GcnSettings | None = Non
     # the fused kernel: one call per step instead of ~10 small ops per tensor (0.85 -> 0.04 ms)
     optimizer = torch.optim.Adam(model.parameters(), lr=s.lr, weight_decay=s.weight_decay,
                                  fused=True)  # fmt: skip
-    closed_form = None
+    closed_form, narrow = None, None
     if s.gradients == "closed_form":
         coef = LossCoefficients.build(seeds, model.class_mask, s.losses, ax.dtype)
         closed_form = ClosedFormStep(ax, adjacency, coef, laplacian)
-    for _ in range(s.steps):
-        keep = model.dropout_mask(sizes, generators) if s.dropout > 0 else None
-        if closed_form is not None:
-            model.w1.grad, model.w2.grad = closed_form(model.w1.detach(), model.w2.detach(), keep)
-        else:
-            mask = None if keep is None else keep.transpose(1, 2)
-            log_q = model(ax, adjacency, dropout_mask=mask)
-            loss = wsgcn_loss(
-                log_q, seeds, weights=s.losses, laplacian=laplacian, class_mask=model.class_mask
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss["total"].sum().backward()
-        optimizer.step()
+        narrow = narrow_threads(ax.device)
+    with IntraOpThreads(narrow):  # the step's large products still use every thread
+        for _ in range(s.steps):
+            keep = model.dropout_mask(sizes, generators) if s.dropout > 0 else None
+            if closed_form is not None:
+                w1, w2 = model.w1.detach(), model.w2.detach()
+                model.w1.grad, model.w2.grad = closed_form(w1, w2, keep)
+            else:
+                mask = None if keep is None else keep.transpose(1, 2)
+                log_q = model(ax, adjacency, dropout_mask=mask)
+                loss = wsgcn_loss(log_q, seeds, weights=s.losses, laplacian=laplacian,
+                                  class_mask=model.class_mask)  # fmt: skip
+                optimizer.zero_grad(set_to_none=True)
+                loss["total"].sum().backward()
+            optimizer.step()
     with torch.no_grad():
         q = model(ax, adjacency).exp()
     return [

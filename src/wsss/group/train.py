@@ -147,9 +147,12 @@ class GroupTrainConfig:
     init: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready values (tuples as lists)."""
+        """JSON-ready values (tuples as lists; ``init`` only when set, so runs written before
+        the field existed still resume)."""
         out = dataclasses.asdict(self)
         out["long_side"] = list(self.long_side)
+        if out["init"] is None:
+            del out["init"]
         return out
 
     @classmethod
