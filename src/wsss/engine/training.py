@@ -99,13 +99,12 @@ def poly_factor(iteration: int, total: int, power: float = 0.9) -> float:
     return max(0.0, 1.0 - iteration / total) ** power
 
 
-def make_sgd(
-    groups: Iterable[Mapping[str, Any]], *, momentum: float = 0.9, weight_decay: float = 0.0
-) -> torch.optim.SGD:
-    """SGD over parameter groups, each needing ``params`` and ``lr``; stores ``base_lr`` in each.
+def trainable_groups(groups: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Parameter groups (each needing ``params`` and ``lr``) with only their trainable parameters
+    and a ``base_lr`` for the poly schedule; groups left empty are dropped.
 
-    Weight decay goes to SGD's ``weight_decay`` argument (IRNet's PolyOptimizer passed it as the
-    momentum by mistake; this does not).
+    Raises:
+        ValueError: no trainable parameter at all.
     """
     param_groups = []
     for group in groups:
@@ -114,6 +113,18 @@ def make_sgd(
             param_groups.append({**group, "params": params, "base_lr": float(group["lr"])})
     if not param_groups:
         raise ValueError("no trainable parameters")
+    return param_groups
+
+
+def make_sgd(
+    groups: Iterable[Mapping[str, Any]], *, momentum: float = 0.9, weight_decay: float = 0.0
+) -> torch.optim.SGD:
+    """SGD over parameter groups, each needing ``params`` and ``lr``; stores ``base_lr`` in each.
+
+    Weight decay goes to SGD's ``weight_decay`` argument (IRNet's PolyOptimizer passed it as the
+    momentum by mistake; this does not).
+    """
+    param_groups = trainable_groups(groups)
     return torch.optim.SGD(param_groups, lr=param_groups[0]["lr"], momentum=momentum,
                            weight_decay=weight_decay)  # fmt: skip
 

@@ -115,9 +115,9 @@ def predict_split(
                         f"{dataset.classes.num_classes}")  # fmt: skip
     out = Path(out)
     dev = resolve_device(device)
-    check_saved_settings(out / CONFIG_FILE, {"checkpoint": checkpoint, "scales": list(scales), "flip": flip, "crf": crf,
-                        "n_segments": n_segments if model.needs_superpixels else None},
-                         what="predictions", noun="options")  # fmt: skip
+    options = {"checkpoint": checkpoint, "scales": list(scales), "flip": flip, "crf": crf,
+               "n_segments": n_segments if model.needs_superpixels else None}  # fmt: skip
+    check_saved_settings(out / CONFIG_FILE, options, what="predictions", noun="options")
     info = dist_info()
     mine = shard(dataset.ids, info.rank, info.world)
     todo = pending(mine, lambda i: out / f"{i}.png")

@@ -47,6 +47,7 @@ from wsss.engine.training import (
     set_poly_lr,
     set_rng_state,
     train_seconds,
+    trainable_groups,
     unwrap,
     wrap_ddp,
 )
@@ -306,11 +307,7 @@ def make_optimizer(config: SegConfig, model: SegmentationModel) -> torch.optim.O
     groups = model.param_groups(config.lr, config.head_lr_mult)
     if config.optimizer == "sgd":
         return make_sgd(groups, momentum=config.momentum, weight_decay=config.weight_decay)
-    kept = [{**g, "params": [p for p in g["params"] if p.requires_grad], "base_lr": float(g["lr"])}
-            for g in groups]  # fmt: skip
-    kept = [g for g in kept if g["params"]]
-    if not kept:
-        raise ValueError("no trainable parameters")
+    kept = trainable_groups(groups)
     return torch.optim.AdamW(kept, lr=kept[0]["lr"], betas=(config.momentum, 0.999),
                              weight_decay=config.weight_decay)  # fmt: skip
 
@@ -521,9 +518,7 @@ def load_trained(
     Raises:
         WsssError: missing or unreadable file, or not a trained segmentation network.
     """
-    path = Path(checkpoint)
-    if path.is_dir():
-        path = path / FINAL_FILE
+    path = _final_path(Path(checkpoint))
     state = load_checkpoint(path)
     try:
         config = SegConfig.from_dict(state["config"])
