@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from wsss.errors import WsssError
+
 #: Supported output strides.
 OUTPUT_STRIDES = (8, 16)
 
@@ -274,6 +276,24 @@ DEFAULT_OUTPUT_STRIDES: dict[str, int] = {"resnet50": 16, "resnet101": 16, "vgg1
 #: Whether a backbone has ImageNet weights (and uses them by default).
 HAS_PRETRAINED: dict[str, bool] = {"resnet50": True, "resnet101": True, "vgg16": True,
                                    "small": False}  # fmt: skip
+
+#: Backbones whose trainers take a CPU recipe of their own (the key of each trainer's presets)
+#: instead of the papers' recipe.
+RECIPE_FAMILIES: dict[str, str] = {"small": "small"}
+
+
+def recipe_family(name: str, paper: str) -> str:
+    """The preset key of a trainer for backbone ``name``: its CPU family, else ``paper``."""
+    return RECIPE_FAMILIES.get(name, paper)
+
+
+def check_backbone(name: str, *, pretrained: bool = False) -> None:
+    """Raise a one-line :class:`~wsss.errors.WsssError` for an unknown backbone, or for ImageNet
+    weights asked of one that has none."""
+    if name not in BACKBONES:
+        raise WsssError(f"unknown backbone {name!r}; valid names: {', '.join(sorted(BACKBONES))}")
+    if pretrained and not HAS_PRETRAINED[name]:
+        raise WsssError(f"backbone {name!r} has no pretrained weights: use --no-pretrained")
 
 
 def create_backbone(
