@@ -146,8 +146,9 @@ class AffinityConfig:
         return cls(**kept)
 
 
-#: Paper defaults (IRNet / AffinityNet with ResNet); with the ``small`` CAM backbone the crop and
-#: long side come from the CAM run and ``small_*`` overrides apply.
+#: Paper defaults (IRNet / AffinityNet with ResNet); with the ``small`` or ``efficientnet_lite0``
+#: CAM backbone the crop and long side come from the CAM run and ``small_*`` / ``lite0_*``
+#: overrides apply (CPU recipes: batch 16; AffinityNet fine-tunes the backbone at a 10x lower lr).
 PRESETS: dict[str, dict[str, Any]] = {
     "irn": {"radius": 10.0, "epochs": 3, "batch_size": 32, "lr": 0.1, "weight_decay": 1e-4,
             "crop": 512, "long_side": (320, 640)},
@@ -155,7 +156,11 @@ PRESETS: dict[str, dict[str, Any]] = {
             "crop": 448, "long_side": (448, 768)},
     "small_irn": {"batch_size": 16},
     "small_psa": {"lr": 0.01},
+    "lite0_irn": {"batch_size": 16},
+    "lite0_psa": {"lr": 0.01},
 }  # fmt: skip
+#: CAM backbones with CPU overrides (the key prefix in :data:`PRESETS`).
+BACKBONE_PRESETS: dict[str, str] = {"small": "small", "efficientnet_lite0": "lite0"}
 
 
 def resolve_config(
@@ -177,8 +182,9 @@ def resolve_config(
         raise WsssError(f"distance must be 'l1' or 'mean', got {distance!r}")
     cam = _cam_config(cam_checkpoint)
     preset = dict(PRESETS[method])
-    if cam.backbone == "small":
-        preset.update(crop=cam.crop, long_side=cam.long_side, **PRESETS[f"small_{method}"])
+    if cam.backbone in BACKBONE_PRESETS:
+        prefix = BACKBONE_PRESETS[cam.backbone]
+        preset.update(crop=cam.crop, long_side=cam.long_side, **PRESETS[f"{prefix}_{method}"])
     given = {"radius": radius, "epochs": epochs, "batch_size": batch_size, "lr": lr,
              "weight_decay": weight_decay, "crop": crop, "long_side": long_side}  # fmt: skip
     values = {k: preset[k] if v is None else v for k, v in given.items()}

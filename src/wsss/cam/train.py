@@ -126,8 +126,11 @@ class TrainConfig:
         return cls(**kept)
 
 
-#: Defaults of the paper configuration (IRNet, ResNet-50) and of the from-scratch CPU demo
-#: (``small`` backbone: nothing frozen, GroupNorm). :func:`resolve_config` picks by backbone.
+#: Defaults of the paper configuration (IRNet, ResNet-50), of the from-scratch CPU demo
+#: (``small`` backbone: nothing frozen, GroupNorm) and of the CPU recipe on the pretrained
+#: EfficientNet-Lite0 (``lite0``: IRNet's with crops near the 224 px Lite0 was trained at, and a
+#: 10x lower lr for its depthwise layers; docs/imagenet.md). :func:`resolve_config` picks by
+#: backbone (:data:`BACKBONE_PRESETS`, else ``irnet``).
 PRESETS: dict[str, dict[str, Any]] = {
     "irnet": {
         "epochs": 5, "batch_size": 16, "lr": 0.1, "weight_decay": 1e-4, "crop": 512,
@@ -137,7 +140,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "epochs": 30, "batch_size": 16, "lr": 0.1, "weight_decay": 1e-4, "crop": 128,
         "long_side": (112, 144), "freeze_bn": False, "freeze_stem": False,
     },
+    "lite0": {
+        "epochs": 5, "batch_size": 16, "lr": 0.01, "weight_decay": 1e-4, "crop": 256,
+        "long_side": (224, 320), "freeze_bn": True, "freeze_stem": True,
+    },
 }  # fmt: skip
+#: Backbones with their own preset (the others take ``irnet``).
+BACKBONE_PRESETS: dict[str, str] = {"small": "small", "efficientnet_lite0": "lite0"}
 
 
 def resolve_config(
@@ -151,8 +160,8 @@ def resolve_config(
 ) -> TrainConfig:  # fmt: skip
     """A :class:`TrainConfig` with every None replaced by the backbone's preset.
 
-    ``small`` takes :data:`PRESETS` ``["small"]``, every other backbone ``["irnet"]``; the
-    output stride and ``pretrained`` default per backbone.
+    ``small`` takes :data:`PRESETS` ``["small"]``, ``efficientnet_lite0`` ``["lite0"]``, every
+    other backbone ``["irnet"]``; the output stride and ``pretrained`` default per backbone.
 
     Raises:
         WsssError: unknown model or backbone, or an invalid value.
@@ -163,7 +172,7 @@ def resolve_config(
         raise WsssError(
             f"unknown backbone {backbone!r}; valid names: {', '.join(sorted(BACKBONES))}"
         )
-    preset = PRESETS["small" if backbone == "small" else "irnet"]
+    preset = PRESETS[BACKBONE_PRESETS.get(backbone, "irnet")]
     given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
              "crop": crop, "long_side": long_side, "freeze_bn": freeze_bn,
              "freeze_stem": freeze_stem}  # fmt: skip

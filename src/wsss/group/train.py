@@ -173,12 +173,17 @@ GROUP_PRESETS: dict[str, dict[str, Any]] = {
               "long_side": (224, 224), "lr_step": 5, "freeze_bn": True},
     "small": {"epochs": 30, "init_epochs": 1, "lr": 1e-2, "weight_decay": 1e-4, "crop": 128,
               "long_side": (112, 144), "lr_step": 10, "freeze_bn": False},
+    "lite0": {"epochs": 6, "init_epochs": 2, "lr": 1e-3, "weight_decay": 5e-4, "crop": 224,
+              "long_side": (224, 224), "lr_step": 2, "freeze_bn": True},
 }  # fmt: skip
+#: Backbones with their own preset (the others take ``paper``). ``lite0``: the paper's recipe
+#: (its 224 px crops are Lite0's ImageNet size) in 6 epochs instead of 15, for a CPU.
+BACKBONE_PRESETS: dict[str, str] = {"small": "small", "efficientnet_lite0": "lite0"}
 
 
 def default_epochs(backbone: str, *, init: bool) -> int:
     """The preset's epochs for ``backbone``, from scratch or from a single-image classifier."""
-    preset = GROUP_PRESETS["small" if backbone == "small" else "paper"]
+    preset = GROUP_PRESETS[BACKBONE_PRESETS.get(backbone, "paper")]
     return int(preset["init_epochs" if init else "epochs"])
 
 
@@ -195,7 +200,8 @@ def resolve_group_config(
 ) -> GroupTrainConfig:  # fmt: skip
     """A :class:`GroupTrainConfig` with every None replaced by the backbone's preset.
 
-    ``small`` takes :data:`GROUP_PRESETS` ``["small"]``, every other backbone ``["paper"]``;
+    ``small`` takes :data:`GROUP_PRESETS` ``["small"]``, ``efficientnet_lite0`` ``["lite0"]``,
+    every other backbone ``["paper"]``;
     with ``init`` the default epochs are the preset's ``init_epochs``.
 
     Raises:
@@ -205,7 +211,7 @@ def resolve_group_config(
         raise WsssError(
             f"unknown backbone {backbone!r}; valid names: {', '.join(sorted(BACKBONES))}"
         )
-    preset = GROUP_PRESETS["small" if backbone == "small" else "paper"]
+    preset = GROUP_PRESETS[BACKBONE_PRESETS.get(backbone, "paper")]
     given = {"epochs": epochs, "lr": lr, "weight_decay": weight_decay, "crop": crop,
              "long_side": long_side, "lr_step": lr_step, "freeze_bn": freeze_bn}  # fmt: skip
     values = {k: preset[k] if v is None else v for k, v in given.items()}
