@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 from torchvision.models import ResNet50_Weights
 
-from shared_data import VOC_SAMPLES
 from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD, EvalTransform
 from wsss.errors import WsssError
 from wsss.models.backbones import create_backbone
@@ -172,14 +171,13 @@ EXPECTED_TOP5 = {
 }  # fmt: skip
 
 
-@pytest.mark.skipif(not VOC_SAMPLES.is_dir(), reason="shared VOC samples not found")
-def test_imagenet_top5_of_real_photos(imagenet_net):
+def test_imagenet_top5_of_real_photos(imagenet_net, voc_samples):
     """The 224 x 224 resized photo's top-5 holds the object (2007_000999, a man holding a small
     beer bottle, has none: sombrero, revolver, cowboy hat, cleaver, hatchet)."""
     from wsss.data.registry import create_dataset
 
     backbone, head = imagenet_net
-    data = create_dataset("voc", root=VOC_SAMPLES, split="samples")
+    data = create_dataset("voc", root=voc_samples, split="samples")
     transform = EvalTransform()
     for image_id, groups in EXPECTED_TOP5.items():
         image = transform(data.load(image_id))["image"][None]

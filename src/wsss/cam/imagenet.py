@@ -151,12 +151,7 @@ def infer_imagenet_cams(
         output_stride: Lite0's output stride: 8, 16 or 32.
         person_proxies: ``person`` uses clothes and person synsets (else its CAM is zero).
         scales: Inference scales (None: IRNet's 1.0, 0.5, 1.5, 2.0).
-        high_res: Also store full-resolution maps.
-        device: ``cpu``, ``cuda`` or ``cuda:<i>``.
-        progress: Show a progress bar (rank 0).
-
-    Returns:
-        ``{"shard": images of this process, "written": files written now}``.
+        high_res, device, progress, and the return value: as for ``infer_cams``.
 
     Raises:
         WsssError: the dataset's classes are not VOC's, an unknown ``combine`` or stride, or the
