@@ -107,6 +107,11 @@ def train_cam(
     init: Path | None = typer.Option(
         None, help="Group: a single-model final.pt to start the backbone and readouts from."
     ),
+    weights: Path | None = typer.Option(
+        None,
+        help="ImageNet weights file, or a folder holding it (default: torch's cache, "
+        "$TORCH_HOME/hub/checkpoints; downloaded there when missing and online).",
+    ),
     workers: int = typer.Option(0, min=0, help="DataLoader worker processes per rank."),
     seed: int = typer.Option(0, min=0, help="Seed of initialisation, order and augmentation."),
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:<i>."),
@@ -150,7 +155,8 @@ def train_cam(
     data = open_dataset(name, root, split)
     verbose = not state.quiet and is_main_process()
     final = run(config, out, dataset=data, device=device, workers=workers,  # type: ignore[arg-type]
-                progress=verbose, report=console.print if verbose else None)  # fmt: skip
+                progress=verbose, report=console.print if verbose else None,
+                weights=weights)  # fmt: skip
     if verbose:
         console.print(f"wrote {final}")
 

@@ -16,11 +16,12 @@ __all__ = ["build_group_model", "init_from_cam"]
 
 
 def build_group_model(
-    config: GroupTrainConfig, num_labels: int, *, pretrained: bool
-) -> GroupClassifier:
+    config: GroupTrainConfig, num_labels: int, *, pretrained: bool,
+    weights: str | Path | None = None,
+) -> GroupClassifier:  # fmt: skip
     """The :class:`~wsss.group.model.GroupClassifier` of ``config``."""
     backbone = backbones.create_backbone(
-        config.backbone, pretrained=pretrained, output_stride=config.output_stride
+        config.backbone, pretrained=pretrained, output_stride=config.output_stride, weights=weights
     )
     return GroupClassifier(
         backbone=backbone, num_labels=num_labels, reduction=config.reduction, steps=config.steps,

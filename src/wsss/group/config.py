@@ -130,12 +130,13 @@ def resolve_group_config(
     groups_per_batch: int = 1, lr: float | None = None, gnn_lr_mult: float = 10.0,
     weight_decay: float | None = None, momentum: float = 0.9, lr_step: int | None = None,
     lr_gamma: float = 0.1, crop: int | None = None, long_side: tuple[int, int] | None = None,
-    flip: bool = True, seed: int = 0, init: str | Path | None = None,
+    flip: bool = True, seed: int = 0, init: str | Path | None = None, check_init: bool = True,
 ) -> GroupTrainConfig:  # fmt: skip
     """A :class:`GroupTrainConfig` with every None replaced by the backbone's preset.
 
     ``small`` takes :data:`GROUP_PRESETS` ``["small"]``, every other backbone ``["paper"]``;
-    with ``init`` the default epochs are the preset's ``init_epochs``.
+    with ``init`` the default epochs are the preset's ``init_epochs``. ``check_init=False`` skips
+    the check that the ``init`` file exists (a recipe listed before the run made it).
 
     Raises:
         WsssError: unknown backbone or an invalid value.
@@ -157,11 +158,11 @@ def resolve_group_config(
         lr_gamma=lr_gamma, flip=flip, seed=seed,
         init=None if init is None else str(Path(init).resolve()), **values,
     )  # fmt: skip
-    _validate(config)
+    _validate(config, check_init=check_init)
     return config
 
 
-def _validate(config: GroupTrainConfig) -> None:
+def _validate(config: GroupTrainConfig, *, check_init: bool = True) -> None:
     raise_first([
         *recipe_checks(config),
         (config.group_size >= 1, f"group size must be >= 1, got {config.group_size}"),
@@ -170,6 +171,6 @@ def _validate(config: GroupTrainConfig) -> None:
         (config.lr_step >= 1, f"lr step must be >= 1 epoch, got {config.lr_step}"),
         (config.drop_mode in ("binary", "scaled"), f"drop mode must be binary or scaled, not {config.drop_mode!r}"),
         (0 <= config.delta_r <= 1 and 0 <= config.delta_d <= 1, "delta_r and delta_d must lie in [0, 1]"),
-        (config.init is None or Path(config.init).is_file(), f"init checkpoint not found: {config.init}"),
+        (not check_init or config.init is None or Path(config.init).is_file(), f"init checkpoint not found: {config.init}"),
     ])  # fmt: skip
     backbones.check_backbone(config.backbone, pretrained=config.pretrained)

@@ -18,6 +18,7 @@ its 16x16 maps at 128 px).
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from wsss.models.backbones import DEFAULT_OUTPUT_STRIDES, Backbone, create_backbone
@@ -96,7 +97,8 @@ SEG_MODELS: dict[str, Callable[..., SegmentationModel]] = {
 
 def create_seg_model(
     name: str, *, backbone: str, num_classes: int, pretrained: bool = False,
-    output_stride: int | None = None, freeze_bn: bool = False, **options: Any,
+    output_stride: int | None = None, freeze_bn: bool = False, weights: str | Path | None = None,
+    **options: Any,
 ) -> SegmentationModel:  # fmt: skip
     """Build the segmentation network ``name`` on the backbone ``backbone``.
 
@@ -104,7 +106,8 @@ def create_seg_model(
         name: A key of :data:`SEG_MODELS`.
         backbone: A key of :data:`~wsss.models.backbones.BACKBONES`.
         num_classes: Output classes ``K`` (background included).
-        pretrained: ImageNet weights for the backbone (torchvision's weights API).
+        pretrained: ImageNet weights for the backbone.
+        weights: Their file or folder (default: torch's cache; :mod:`wsss.models.weights`).
         output_stride: 8 or 16; None: the head's default (:data:`DEFAULT_SEG_OUTPUT_STRIDES`),
             and the backbone's own default for ``small``.
         freeze_bn: Keep the backbone's BatchNorm fixed.
@@ -122,5 +125,7 @@ def create_seg_model(
         output_stride = (
             DEFAULT_OUTPUT_STRIDES["small"] if small else DEFAULT_SEG_OUTPUT_STRIDES[name]
         )
-    net = create_backbone(backbone, pretrained=pretrained, output_stride=output_stride)
+    net = create_backbone(
+        backbone, pretrained=pretrained, output_stride=output_stride, weights=weights
+    )
     return SEG_MODELS[name](net, num_classes, freeze_bn=freeze_bn, **options)
