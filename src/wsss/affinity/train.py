@@ -92,8 +92,9 @@ class AffinityConfig(SavedConfig):
     seed: int
 
 
-#: Paper defaults (IRNet / AffinityNet with ResNet); with the ``small`` CAM backbone the crop and
-#: long side come from the CAM run and ``small_*`` overrides apply.
+#: Paper defaults (IRNet / AffinityNet with ResNet); with the ``small`` or ``efficientnet_lite0``
+#: CAM backbone the crop and long side come from the CAM run and ``small_*`` / ``lite0_*``
+#: overrides apply (CPU recipes: batch 16; AffinityNet fine-tunes the backbone at a 10x lower lr).
 PRESETS: dict[str, dict[str, Any]] = {
     "irn": {"radius": 10.0, "epochs": 3, "batch_size": 32, "lr": 0.1, "weight_decay": 1e-4,
             "crop": 512, "long_side": (320, 640)},
@@ -101,6 +102,8 @@ PRESETS: dict[str, dict[str, Any]] = {
             "crop": 448, "long_side": (448, 768)},
     "small_irn": {"batch_size": 16},
     "small_psa": {"lr": 0.01},
+    "lite0_irn": {"batch_size": 16},
+    "lite0_psa": {"lr": 0.01},
 }  # fmt: skip
 
 

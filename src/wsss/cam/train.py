@@ -83,8 +83,11 @@ class TrainConfig(SavedConfig):
     seed: int
 
 
-#: Defaults of the paper configuration (IRNet, ResNet-50) and of the from-scratch CPU demo
-#: (``small`` backbone: nothing frozen, GroupNorm). :func:`resolve_config` picks by backbone.
+#: Defaults of the paper configuration (IRNet, ResNet-50), of the from-scratch CPU demo
+#: (``small`` backbone: nothing frozen, GroupNorm) and of the CPU recipe on the pretrained
+#: EfficientNet-Lite0 (``lite0``: IRNet's with crops near the 224 px Lite0 was trained at, and a
+#: 10x lower lr for its depthwise layers; docs/imagenet.md). :func:`resolve_config` picks by
+#: backbone (:func:`~wsss.models.backbones.recipe_family`, else ``irnet``).
 PRESETS: dict[str, dict[str, Any]] = {
     "irnet": {
         "epochs": 5, "batch_size": 16, "lr": 0.1, "weight_decay": 1e-4, "crop": 512,
@@ -93,6 +96,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "small": {
         "epochs": 30, "batch_size": 16, "lr": 0.1, "weight_decay": 1e-4, "crop": 128,
         "long_side": (112, 144), "freeze_bn": False, "freeze_stem": False,
+    },
+    "lite0": {
+        "epochs": 5, "batch_size": 16, "lr": 0.01, "weight_decay": 1e-4, "crop": 256,
+        "long_side": (224, 320), "freeze_bn": True, "freeze_stem": True,
     },
 }  # fmt: skip
 
@@ -108,9 +115,8 @@ def resolve_config(
 ) -> TrainConfig:  # fmt: skip
     """A :class:`TrainConfig` with every None replaced by the backbone's preset.
 
-    ``small`` takes :data:`PRESETS` ``["small"]`` (:func:`~wsss.models.backbones.recipe_family`),
-    every other backbone ``["irnet"]``; the
-    output stride and ``pretrained`` default per backbone.
+    ``small`` takes :data:`PRESETS` ``["small"]``, ``efficientnet_lite0`` ``["lite0"]``, every
+    other backbone ``["irnet"]``; the output stride and ``pretrained`` default per backbone.
 
     Raises:
         WsssError: unknown model or backbone, or an invalid value.
