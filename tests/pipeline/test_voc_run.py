@@ -96,7 +96,7 @@ def voc_run(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1800)
 def test_every_stage_of_the_voc_configuration_runs_on_real_photos(voc_run: Path) -> None:
     manifest = json.loads((voc_run / "manifest.json").read_text())
     assert {name: s["status"] for name, s in manifest["stages"].items()} == {

