@@ -331,7 +331,7 @@ HAS_PRETRAINED: dict[str, bool] = {"resnet50": True, "resnet101": True, "vgg16":
 
 #: Backbones whose trainers take a CPU recipe of their own (the key of each trainer's presets)
 #: instead of the papers' recipe.
-RECIPE_FAMILIES: dict[str, str] = {"small": "small"}
+RECIPE_FAMILIES: dict[str, str] = {"small": "small", "efficientnet_lite0": "lite0"}
 
 
 def recipe_family(name: str, paper: str) -> str:
