@@ -11,8 +11,8 @@ name               model
 =================  ================================================================================
 
 On the ``small`` backbone every head shrinks to fit a CPU (ASPP 64 channels, decoder 64, low level
-16, ES-CRF embedding 16 and keys pooled over 2x2 cells, GroupNorm everywhere; dilations scaled to
-its 16x16 maps at 128 px).
+16, ES-CRF keys pooled over 2x2 cells with 3 wavelengths per axis from 32 to 512 px, GroupNorm
+everywhere; dilations scaled to its 16x16 maps at 128 px).
 """
 
 from __future__ import annotations
@@ -54,16 +54,20 @@ def _deeplabv3plus(backbone: Backbone, num_classes: int, *, freeze_bn: bool) -> 
 
 def _escrf(
     backbone: Backbone, num_classes: int, *, freeze_bn: bool, pairwise: bool = True,
-    superpixel: bool = True, embed_channels: int | None = None, chunk: int = 1024,
-    key_stride: int | None = None,
+    superpixel: bool = True, chunk: int = 1024, kernel: str = "gaussian", **options: Any,
 ) -> SegmentationModel:  # fmt: skip
     sizes = _v3plus_sizes(backbone)
     channels = sizes.get("decoder_channels", 256)
     small = channels <= 64
-    embed = embed_channels or (16 if small else 32)
-    refine = ESCRF(channels=channels, embed_channels=embed, pairwise=pairwise,
-                   superpixel=superpixel, chunk=chunk,
-                   key_stride=key_stride or (2 if small else 1))  # fmt: skip
+    if kernel == "dot":  # the form before issue 19, for comparison
+        defaults: dict[str, Any] = {"embed_channels": 16 if small else 32, "num_frequencies": 8,
+                                    "wavelengths": (8.0, 1024.0)}  # fmt: skip
+    else:  # shortest wavelength: 4 key pitches (small: stride 4 x 2x2 pooled keys = 8 px)
+        defaults = {"num_frequencies": 3, "wavelengths": (32.0, 512.0)} if small else {}
+    defaults["key_stride"] = 2 if small else 1
+    values = {**defaults, **{k: v for k, v in options.items() if v is not None}}
+    refine = ESCRF(channels=channels, pairwise=pairwise, superpixel=superpixel, chunk=chunk,
+                   kernel=kernel, **values)  # fmt: skip
     return DeepLabV3Plus(backbone=backbone, num_classes=num_classes, freeze_bn=freeze_bn,
                          refine=refine, **sizes)  # fmt: skip
 
@@ -72,7 +76,8 @@ def _nonlocal(
     backbone: Backbone, num_classes: int, *, freeze_bn: bool, chunk: int = 1024
 ) -> SegmentationModel:
     sizes = _v3plus_sizes(backbone)
-    refine = NonLocal(channels=sizes.get("decoder_channels", 256), chunk=chunk)
+    channels = sizes.get("decoder_channels", 256)
+    refine = NonLocal(channels=channels, chunk=chunk)
     return DeepLabV3Plus(backbone=backbone, num_classes=num_classes, freeze_bn=freeze_bn,
                          refine=refine, **sizes)  # fmt: skip
 
@@ -108,8 +113,9 @@ def create_seg_model(
         output_stride: 8 or 16; None: the head's default (:data:`DEFAULT_SEG_OUTPUT_STRIDES`),
             and the backbone's own default for ``small``.
         freeze_bn: Keep the backbone's BatchNorm fixed.
-        options: Head options (``escrf``: ``pairwise``, ``superpixel``, ``embed_channels``,
-            ``chunk``, ``key_stride``).
+        options: Head options (``escrf``: ``pairwise``, ``superpixel``, ``chunk``, ``kernel``
+            and any other :class:`~wsss.seg.escrf.ESCRF` argument, e.g. ``key_stride``;
+            ``kernel="dot"`` builds the psi_p used before issue 19, for comparison).
 
     Raises:
         KeyError: unknown name (the message lists the valid ones) or backbone.
