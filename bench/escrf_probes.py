@@ -7,7 +7,8 @@
 
 ``train`` is ``wsss train-seg --model escrf --backbone small`` on the ground truth (the ``small``
 preset unless given) with the kernel of psi_p chosen (``gaussian``, the default since issue 19, or
-``dot``, the form before it); it writes ``probe_kernel.txt`` into the run directory.
+``dot``, the form before it) and optionally a fixed spatial ``--window``; it writes these options
+to ``probe_options.json`` in the run directory (``train-seg`` has no such options).
 
 ``probe`` prints and saves the probes of :mod:`wsss.seg.probes` (means and spreads over the first
 ``--limit`` images of ``--split``, each image whole and unaugmented): for both kernels at
@@ -43,14 +44,14 @@ from wsss.seg.escrf import KERNELS
 from wsss.seg.predict import _as_image
 from wsss.seg.probes import PROBES, psi_p_probes
 
-KERNEL_FILE = "probe_kernel.txt"
+OPTIONS_FILE = "probe_options.json"
 
 
 @contextlib.contextmanager
-def kernel_of_escrf(kernel: str) -> Iterator[None]:
-    """Make the registry's ``escrf`` build psi_p with ``kernel`` (train-seg has no such option)."""
+def escrf_options(**options: Any) -> Iterator[None]:
+    """Make the registry's ``escrf`` build psi_p with ``options`` (``kernel``, ``window``)."""
     saved = registry.SEG_MODELS["escrf"]
-    registry.SEG_MODELS["escrf"] = functools.partial(registry._escrf, kernel=kernel)
+    registry.SEG_MODELS["escrf"] = functools.partial(registry._escrf, **options)
     try:
         yield
     finally:
@@ -65,58 +66,67 @@ def train_run(args: argparse.Namespace) -> None:
                             pairwise=True, superpixel=not args.no_superpixel)  # fmt: skip
     out = Path(args.out)
     data = create_dataset("synthetic", root=args.root, split="train")
-    with kernel_of_escrf(args.kernel):
+    options = {"kernel": args.kernel, "window": args.window}
+    with escrf_options(**options):
         train(config, out, dataset=data, progress=False, report=print)
-    atomic_write_text(out / KERNEL_FILE, args.kernel + "\n")
+    atomic_write_text(out / OPTIONS_FILE, json.dumps(options) + "\n")
 
 
-def _images(root: str, split: str, limit: int) -> torch.Tensor:
+def _images(root: str, split: str, limit: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``limit`` images (normalised) and their ground truth (all of one size)."""
     data = create_dataset("synthetic", root=root, split=split)
     t = EvalTransform()
-    return torch.stack([t.pipeline(_as_image(data.load_image(i))).as_subclass(torch.Tensor)
-                        for i in data.ids[:limit]])  # fmt: skip
+    ids = data.ids[:limit]
+    images = [t.pipeline(_as_image(data.load_image(i))).as_subclass(torch.Tensor) for i in ids]
+    masks = [torch.from_numpy(data.load_mask(i).astype(np.int64)) for i in ids]
+    return torch.stack(images), torch.stack(masks)
 
 
 def _summary(rows: list[dict[str, float]]) -> dict[str, dict[str, float]]:
-    return {k: {"mean": float(np.mean([r[k] for r in rows])),
-                "std": float(np.std([r[k] for r in rows]))} for k in PROBES}  # fmt: skip
+    """Mean and standard deviation over the images (images without objects left out)."""
+    return {k: {"mean": float(np.nanmean([r[k] for r in rows])),
+                "std": float(np.nanstd([r[k] for r in rows]))} for k in PROBES}  # fmt: skip
 
 
-def _probe(model: torch.nn.Module, images: torch.Tensor, batch: int = 8) -> list[dict[str, float]]:
+def _probe(model: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor,
+           batch: int = 8) -> list[dict[str, float]]:  # fmt: skip
     rows: list[dict[str, float]] = []
     for s in range(0, len(images), batch):
-        rows += psi_p_probes(model.eval(), images[s : s + batch])
+        rows += psi_p_probes(model.eval(), images[s : s + batch], masks[s : s + batch])
     return rows
 
 
 def probe(args: argparse.Namespace) -> None:
     from wsss.seg.train import load_trained
 
-    images = _images(args.root, args.split, args.limit)
+    images, masks = _images(args.root, args.split, args.limit)
     num_classes = create_dataset("synthetic", root=args.root, split=args.split).classes.num_classes
     result: dict[str, Any] = {"images": len(images), "split": args.split, "root": args.root,
                               "radius_px": 12.0, "init": {}, "trained": {}}  # fmt: skip
-    for kernel in KERNELS:
+    variants = {"gaussian": {"kernel": "gaussian"}, "dot": {"kernel": "dot"},
+                "gaussian_window8": {"kernel": "gaussian", "window": 8.0}}  # fmt: skip
+    for name, options in variants.items():
         per_seed = []
         for seed in args.init_seeds:
             torch.manual_seed(seed)
             model = registry.create_seg_model("escrf", backbone="small", num_classes=num_classes,
-                                              kernel=kernel)  # fmt: skip
-            per_seed.append(_summary(_probe(model, images)))
-        result["init"][kernel] = {"seeds": list(args.init_seeds), "per_seed": per_seed}
-        _print(f"init {kernel}", per_seed)
+                                              **options)  # fmt: skip
+            per_seed.append(_summary(_probe(model, images, masks)))
+        result["init"][name] = {"options": options, "seeds": list(args.init_seeds),
+                                "per_seed": per_seed}  # fmt: skip
+        _print(f"init {name}", per_seed)
     for spec in args.run:
         name, _, folder = spec.partition("=")
         run = Path(folder)
-        kernel = (run / KERNEL_FILE).read_text().strip() if (run / KERNEL_FILE).is_file() else (
-            "gaussian")  # fmt: skip
-        with kernel_of_escrf(kernel):
+        saved = run / OPTIONS_FILE
+        options = json.loads(saved.read_text()) if saved.is_file() else {"kernel": "gaussian"}
+        with escrf_options(**options):
             model, config = load_trained(run)
-        summary = _summary(_probe(model, images))
-        result["trained"][name] = {"run": str(run), "kernel": kernel, "seed": config.seed,
+        summary = _summary(_probe(model, images, masks))
+        result["trained"][name] = {"run": str(run), "options": options, "seed": config.seed,
                                    "epochs": config.epochs,
                                    "superpixel": config.superpixel, "probes": summary}  # fmt: skip
-        _print(f"trained {name} ({kernel})", [summary])
+        _print(f"trained {name} ({options})", [summary])
     if args.out:
         atomic_write_text(Path(args.out), json.dumps(result, indent=2) + "\n")
 
@@ -168,6 +178,7 @@ def main() -> None:
     t.add_argument("--root", required=True)
     t.add_argument("--out", required=True)
     t.add_argument("--kernel", choices=KERNELS, default="gaussian")
+    t.add_argument("--window", type=float, default=None, help="fixed spatial window, px")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--epochs", type=int, default=None)
     t.add_argument("--no-superpixel", action="store_true", help="psi_p only")

@@ -302,3 +302,25 @@ def test_initial_gaussian_kernel_is_local_and_colour_dependent():
     # and the penalty keeps growing across a 176 px image
     far = [-closed(float(d), 0.0, 0.0) for d in range(8, 177, 8)]
     assert all(b > a for a, b in itertools.pairwise(far))
+
+
+def test_window_multiplies_the_kernel_by_a_fixed_spatial_gaussian():
+    torch.manual_seed(0)
+    plain = ESCRF(channels=4, num_frequencies=2)
+    windowed = ESCRF(channels=4, num_frequencies=2, window=8.0)
+    windowed.load_state_dict(plain.state_dict())
+    images = torch.randn(1, 3, 32, 32)
+    f = plain.kernel_embedding(images, (8, 8))[0].detach()
+    g = windowed.kernel_embedding(images, (8, 8))[0].detach()
+    assert g.shape[0] == f.shape[0] + 2 and torch.equal(g[:-2], f)
+
+    def logit(e, a, b):
+        return float(-0.5 * (e[:, a[0], a[1]] - e[:, b[0], b[1]]).square().sum())
+
+    # cells (1, 2) and (4, 6) are 12 px and 16 px apart at stride 4: 400 px^2
+    extra = logit(g, (1, 2), (4, 6)) - logit(f, (1, 2), (4, 6))
+    assert extra == pytest.approx(-400 / (2 * 64), rel=1e-5)
+    with pytest.raises(ValueError, match="window needs the gaussian"):
+        ESCRF(channels=4, kernel="dot", window=8.0)
+    with pytest.raises(ValueError, match="must be positive"):
+        ESCRF(channels=4, window=0.0)

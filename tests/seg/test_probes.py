@@ -58,6 +58,32 @@ def test_probes_of_hand_built_weights(monkeypatch):
     assert row["cos_global"] > 0.99  # the mean of every other key is nearly the image mean
 
 
+def test_same_class_probes_by_hand(monkeypatch):
+    """Left half class 1, right half class 2: all weight on key 0 (top left, class 1)."""
+    model, images = _model(), _images()
+    masks = torch.ones(2, 64, 64, dtype=torch.long)
+    masks[:, :, 32:] = 2
+    masks[1, :8] = 255  # ignored queries do not count
+    features = model.features(images).detach()
+    keys = torch.nn.functional.avg_pool2d(features, 2).flatten(2)
+    weights = torch.zeros(2, 256, 64)
+    weights[:, :, 0] = 1.0
+    monkeypatch.setattr(model.refine, "pairwise_weights",
+                        lambda f, i: (weights, keys, torch.randn(2, 3, 64)))  # fmt: skip
+    rows = psi_p_probes(model, images, masks)
+    assert rows[0]["same_class"] == pytest.approx(0.5)
+    assert rows[0]["same_class_uniform"] == pytest.approx(31 / 63)
+    assert 0.5 < rows[0]["same_class_near"] < 1  # near keys of a query mostly share its half
+    # image 1: the top two cell rows are ignored, key 0 holds no class: nothing on the same class
+    assert rows[1]["same_class"] == 0.0
+    assert math.isnan(rows[0]["same_bg"])  # no background query
+    masks[0, :32], masks[0, 32:] = 1, 0  # class 1 above background: key 0 is all class 1
+    rows = psi_p_probes(model, images, masks)
+    assert rows[0]["same_class"] == pytest.approx(1.0) and rows[0]["same_bg"] == 0.0
+    assert rows[0]["same_bg_uniform"] == pytest.approx(31 / 63)
+    assert math.isnan(psi_p_probes(model, images)[0]["same_class"])  # no ground truth given
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_gaussian_kernel_is_local_at_initialisation_and_the_dot_kernel_is_not(seed: int):
     images = _images(seed)

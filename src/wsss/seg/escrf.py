@@ -374,6 +374,10 @@ class ESCRF(nn.Module):
             initialisation: the form before issue 19, for comparison).
         bandwidth: ``gaussian``: spatial standard deviation of the initial kernel, input pixels.
         colour_scale: ``gaussian``: colour standard deviation of the initial kernel ([0, 1] units).
+        window: ``gaussian`` only: also multiply the kernel by a fixed, unlearned spatial Gaussian
+            ``exp(-|x_i - x_j|^2 / (2 window^2))`` (input pixels; the cell centres divided by
+            ``window`` are appended to ``f``), so psi_p stays local whatever is learned. None (the
+            default): eq. 6's learned embedding alone.
         pairwise: Use psi_p (Table 2 ablation).
         superpixel: Use psi_s / ``F^S`` (Table 2 ablation).
         chunk: Query rows per step of the pairwise term (bounds memory, see the module notes).
@@ -394,7 +398,8 @@ class ESCRF(nn.Module):
     def __init__(
         self, *, channels: int, embed_channels: int | None = None, num_frequencies: int = 7,
         wavelengths: tuple[float, float] = (16.0, 1024.0), kernel: str = "gaussian",
-        bandwidth: float = 8.0, colour_scale: float = 0.1, pairwise: bool = True,
+        bandwidth: float = 8.0, colour_scale: float = 0.1, window: float | None = None,
+        pairwise: bool = True,
         superpixel: bool = True, chunk: int = 1024, key_stride: int = 1,
     ) -> None:  # fmt: skip
         super().__init__()
@@ -404,11 +409,13 @@ class ESCRF(nn.Module):
             raise ValueError(f"key_stride must be positive, got {key_stride}")
         if kernel not in KERNELS:
             raise ValueError(f"unknown kernel {kernel!r}; valid names: {', '.join(KERNELS)}")
-        if bandwidth <= 0 or colour_scale <= 0:
-            raise ValueError(f"bandwidth and colour_scale must be positive, got {bandwidth}, "
-                             f"{colour_scale}")  # fmt: skip
+        if bandwidth <= 0 or colour_scale <= 0 or (window is not None and window <= 0):
+            raise ValueError(f"bandwidth, colour_scale and window must be positive, got "
+                             f"{bandwidth}, {colour_scale}, {window}")  # fmt: skip
+        if window is not None and kernel != "gaussian":
+            raise ValueError("a spatial window needs the gaussian kernel")
         self.pairwise, self.superpixel, self.chunk = pairwise, superpixel, chunk
-        self.key_stride, self.kernel = key_stride, kernel
+        self.key_stride, self.kernel, self.window = key_stride, kernel, window
         self.num_frequencies, self.wavelengths = num_frequencies, tuple(wavelengths)
         self.needs_superpixels = superpixel
         inputs = 3 + 4 * num_frequencies
@@ -435,10 +442,11 @@ class ESCRF(nn.Module):
     def kernel_embedding(self, images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """``conv([I, p])`` on an ``h x w`` grid (eq. 6): image in [0, 1] averaged per cell.
 
-        ``gaussian``: each input channel is first multiplied by :func:`gaussian_input_scale`.
+        ``gaussian``: each input channel is first multiplied by :func:`gaussian_input_scale`; with
+        a ``window``, the cell centres (input pixels) divided by it are appended.
 
         Shapes:
-            images: ``(B, 3, H, W)`` normalised. Returns ``(B, d, h, w)``.
+            images: ``(B, 3, H, W)`` normalised. Returns ``(B, d, h, w)`` (``d + 2`` with a window).
         """
         assert self.embed is not None
         unit = (images * self.std + self.mean).clamp(0, 1)
@@ -448,7 +456,13 @@ class ESCRF(nn.Module):
                                         wavelengths=self.wavelengths, device=images.device,
                                         dtype=images.dtype)  # fmt: skip
         pos = pos[None].expand(images.shape[0], -1, -1, -1)
-        return self.embed(torch.cat([colour, pos], dim=1) * self.input_scale)
+        f = self.embed(torch.cat([colour, pos], dim=1) * self.input_scale)
+        if self.window is None:
+            return f
+        ys = (torch.arange(size[0], device=f.device, dtype=f.dtype) + 0.5) * stride[0]
+        xs = (torch.arange(size[1], device=f.device, dtype=f.dtype) + 0.5) * stride[1]
+        centres = torch.stack(torch.meshgrid(ys, xs, indexing="ij")) / self.window
+        return torch.cat([f, centres[None].expand(f.shape[0], -1, -1, -1)], dim=1)
 
     def _segments(self, images: torch.Tensor, superpixels: torch.Tensor | None,
                   size: tuple[int, int]) -> torch.Tensor | None:  # fmt: skip
