@@ -3,6 +3,7 @@
     python bench/escrf_probes.py train --root data/synth --out runs/probe/dot --kernel dot
     python bench/escrf_probes.py probe --root data/synth --run gaussian=runs/probe/gaussian \\
         --run dot=runs/probe/dot --init-seeds 0 1 2 --limit 50 --out bench/results/escrf_probes.json
+    python bench/escrf_probes.py score --root data/synth --run runs/probe/dot
     python bench/escrf_probes.py time --out bench/results/escrf_time.json
 
 ``train`` is ``wsss train-seg --model escrf --backbone small`` on the ground truth (the ``small``
@@ -13,6 +14,10 @@ to ``probe_options.json`` in the run directory (``train-seg`` has no such option
 ``probe`` prints and saves the probes of :mod:`wsss.seg.probes` (means and spreads over the first
 ``--limit`` images of ``--split``, each image whole and unaugmented): for both kernels at
 initialisation (one network per seed of ``--init-seeds``) and for each trained ``--run``.
+
+``score`` labels ``--split`` with a trained run (single scale) into ``<run>/<split>`` and prints
+``wsss eval``'s mIoU and 1-pixel boundary F (``wsss predict`` cannot rebuild a ``dot`` or
+windowed run: ``train-seg`` does not record these options).
 
 ``time`` measures the forward + backward time of the ES-CRF module alone (``small``
 configuration: 64 channels, a 16-image batch of 128 px crops, 32x32 features, 2x2 pooled keys) for
@@ -97,8 +102,6 @@ def _probe(model: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor,
 
 
 def probe(args: argparse.Namespace) -> None:
-    from wsss.seg.train import load_trained
-
     images, masks = _images(args.root, args.split, args.limit)
     num_classes = create_dataset("synthetic", root=args.root, split=args.split).classes.num_classes
     result: dict[str, Any] = {"images": len(images), "split": args.split, "root": args.root,
@@ -118,10 +121,7 @@ def probe(args: argparse.Namespace) -> None:
     for spec in args.run:
         name, _, folder = spec.partition("=")
         run = Path(folder)
-        saved = run / OPTIONS_FILE
-        options = json.loads(saved.read_text()) if saved.is_file() else {"kernel": "gaussian"}
-        with escrf_options(**options):
-            model, config = load_trained(run)
+        model, (config, options) = _load(run)
         summary = _summary(_probe(model, images, masks))
         result["trained"][name] = {"run": str(run), "options": options, "seed": config.seed,
                                    "epochs": config.epochs,
@@ -129,6 +129,32 @@ def probe(args: argparse.Namespace) -> None:
         _print(f"trained {name} ({options})", [summary])
     if args.out:
         atomic_write_text(Path(args.out), json.dumps(result, indent=2) + "\n")
+
+
+def _load(run: Path) -> tuple[torch.nn.Module, Any]:
+    from wsss.seg.train import load_trained
+
+    saved = run / OPTIONS_FILE
+    options = json.loads(saved.read_text()) if saved.is_file() else {"kernel": "gaussian"}
+    with escrf_options(**options):
+        model, config = load_trained(run)
+    return model, (config, options)
+
+
+def score(args: argparse.Namespace) -> None:
+    from wsss.metrics.evaluate import evaluate_predictions
+    from wsss.seg.predict import predict_split
+
+    run = Path(args.run)
+    model, (config, options) = _load(run)
+    data = create_dataset("synthetic", root=args.root, split=args.split)
+    out = run / args.split
+    predict_split(model, data, out, n_segments=config.n_segments, progress=False,
+                  superpixel_cache=run / f"superpixels_{args.split}")  # fmt: skip
+    scores = evaluate_predictions(data, out, boundary=True, tolerance=1, progress=False)
+    line = {"run": str(run), "options": options, "miou": scores["miou"],
+            "boundary_f": scores["boundary"]["mean_f"]}  # fmt: skip
+    print(json.dumps(line))
 
 
 def _print(title: str, summaries: list[dict[str, dict[str, float]]]) -> None:
@@ -189,12 +215,16 @@ def main() -> None:
     p.add_argument("--init-seeds", type=int, nargs="*", default=[0, 1, 2])
     p.add_argument("--run", action="append", default=[], help="NAME=RUN_DIR (repeatable)")
     p.add_argument("--out", default=None)
+    s = sub.add_parser("score")
+    s.add_argument("--root", required=True)
+    s.add_argument("--run", required=True)
+    s.add_argument("--split", default="val")
     m = sub.add_parser("time")
     m.add_argument("--runs", type=int, default=7)
     m.add_argument("--threads", type=int, default=2)
     m.add_argument("--out", default=None)
     args = parser.parse_args()
-    {"train": train_run, "probe": probe, "time": timing}[args.command](args)
+    {"train": train_run, "probe": probe, "score": score, "time": timing}[args.command](args)
 
 
 if __name__ == "__main__":
