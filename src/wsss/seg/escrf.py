@@ -19,8 +19,9 @@ Readings of passages the paper leaves open (no public code exists):
    (x_i - x_j)^T W^T W (x_i - x_j)`` for ``f = W x``). It equals ``softmax_j(f_i . f_j -
    |f_j|^2 / 2)``: the query's own ``-|f_i|^2 / 2`` cancels in the softmax over ``j``, the key's does
    not. The plain ``softmax_j(f_i . f_j)`` (``kernel="dot"``, the form before issue 19) therefore
-   carries an extra factor ``exp(|f_j|^2 / 2)`` per key, which decides the weights by the key's own
-   norm whatever the query: it trained into a gated global average (docs/seg.md). ``F^p_i =
+   carries an extra factor ``exp(|f_j|^2 / 2)`` per key, so the key's own norm ranks the keys the
+   same way for every query: a near-uniform global average at initialisation, the same few keys
+   for every query after training (probes in docs/seg.md). ``F^p_i =
    sum_j mu k F_j`` is a gated weighted mean of ``F``, on the same footing as the superpixel mean
    ``F^S`` (Fig. 1(b): "F, F^p and F^s are fused").
 2. **Z_i** is the total weight of the three terms, ``Z_i = 1 + sum_{j != i} mu(i, j) k(i, j) + 1``,
