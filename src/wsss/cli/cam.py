@@ -104,6 +104,12 @@ def train_cam(
     graph_dropout: bool | None = typer.Option(
         None, "--graph-dropout/--no-graph-dropout", help="Group: graph dropout layer (on)."
     ),
+    drop_form: str | None = typer.Option(
+        None, help="Group: graph dropout as h*s (paper, eq. 11; default) or (h*s + h)/2 (authors)."
+    ),
+    messages: str | None = typer.Option(
+        None, help="Group: neighbours' messages: sum (eq. 8; default), mean or joint softmax."
+    ),
     init: Path | None = typer.Option(
         None, help="Group: a single-model final.pt to start the backbone and readouts from."
     ),
@@ -125,7 +131,8 @@ def train_cam(
     if _model_choice(model) == "single":
         _refuse("single", {"--group-size": group_size, "--rounds": rounds, "--init": init,
                            "--groups-per-batch": groups_per_batch,
-                           "--graph-dropout/--no-graph-dropout": graph_dropout})  # fmt: skip
+                           "--graph-dropout/--no-graph-dropout": graph_dropout,
+                           "--drop-form": drop_form, "--messages": messages})  # fmt: skip
         from wsss.cam.train import resolve_config
         from wsss.cam.train import train as run
 
@@ -144,6 +151,7 @@ def train_cam(
             **common, backbone=backbone or "vgg16", group_size=group_size or 4,
             steps=rounds or 3, groups_per_batch=groups_per_batch or 1,
             graph_dropout=True if graph_dropout is None else graph_dropout, init=init,
+            drop_form=drop_form or "paper", messages=messages or "sum",
         )  # fmt: skip
     init_distributed(device)
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -171,6 +179,11 @@ def cam(
     group_size: int | None = typer.Option(
         None, min=1, help="Group: images per inference group (default: the trained K)."
     ),
+    drop_eval: str | None = typer.Option(
+        None,
+        help="Group: graph dropout at inference: expected (its mean over the random branch; "
+        "default) or identity (left out).",
+    ),
     scales: str = typer.Option("1.0,0.5,1.5,2.0", help="Inference scales, comma-separated."),
     high_res: bool = typer.Option(True, help="Also store full-resolution maps."),
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:<i>."),
@@ -183,7 +196,8 @@ def cam(
     choice = _model_choice(model)
     chosen = parse_scales(scales)
     if choice == "single":
-        _refuse("single", {"--output": output, "--saliency": saliency, "--group-size": group_size})
+        _refuse("single", {"--output": output, "--saliency": saliency, "--group-size": group_size,
+                           "--drop-eval": drop_eval})  # fmt: skip
     elif (output or "ensemble") not in OUTPUTS:
         raise WsssError(f"unknown --output {output!r}; valid: {', '.join(OUTPUTS)}")
     elif saliency is not None and not saliency.is_dir():
@@ -200,7 +214,8 @@ def cam(
     else:
         from wsss.group.infer import infer_group_cams, load_group_trained
 
-        group, config = load_group_trained(checkpoint, resolve_device(device))
+        group, config = load_group_trained(checkpoint, resolve_device(device),
+                                           drop_eval=drop_eval or "expected")  # fmt: skip
         done = infer_group_cams(group, data, {output or "ensemble": out},
                                 group_size=group_size or config.group_size, seed=config.seed,
                                 scales=chosen, high_res=high_res, saliency=saliency,

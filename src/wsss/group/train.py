@@ -47,6 +47,8 @@ from wsss.engine.training import (
     wrap_ddp,
 )
 from wsss.errors import WsssError
+from wsss.group.dropout import DROP_FORMS
+from wsss.group.messages import MESSAGE_NORMS
 from wsss.group.model import GroupClassifier, group_loss
 from wsss.group.sampler import GreedyGroupSampler
 from wsss.io.atomic import atomic_write_text
@@ -97,6 +99,9 @@ class GroupTrainConfig:
         delta_r: Drop-rate threshold of eq. (10) (0.8).
         delta_d: Drop threshold of eq. (10) (0.7).
         drop_mode: Reading of eq. (10): ``binary`` or ``scaled``.
+        drop_form: Graph dropout as eq. (11) ``h s`` (``paper``) or ``(h s + h) / 2`` (the
+            authors' code, ``authors``).
+        messages: Neighbours' messages in eq. (8): ``sum`` (the paper), ``mean`` or ``joint``.
         lam: ``lambda`` of eq. (12) (0.4).
         epochs: Number of epochs (15).
         groups_per_batch: Groups per optimisation step over all processes (1: one group of
@@ -114,6 +119,9 @@ class GroupTrainConfig:
         init: A single-image CAM checkpoint (``wsss train-cam`` ``final.pt``) whose backbone
             initialises the backbone and whose classifier initialises both readouts (None:
             ``pretrained`` decides). The demo's stand-in for ImageNet weights.
+
+    ``init``, ``drop_form`` and ``messages`` are left out of :meth:`to_dict` at their defaults,
+    so that runs written before these fields existed still resume.
     """
 
     dataset: str
@@ -145,14 +153,17 @@ class GroupTrainConfig:
     flip: bool
     seed: int
     init: str | None = None
+    drop_form: str = "paper"
+    messages: str = "sum"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready values (tuples as lists; ``init`` only when set, so runs written before
-        the field existed still resume)."""
+        """JSON-ready values (tuples as lists; the later fields only when not at their defaults,
+        so runs written before they existed still resume)."""
         out = dataclasses.asdict(self)
         out["long_side"] = list(self.long_side)
-        if out["init"] is None:
-            del out["init"]
+        for key, default in _OMITTED_AT_DEFAULT.items():
+            if out[key] == default:
+                del out[key]
         return out
 
     @classmethod
@@ -162,6 +173,10 @@ class GroupTrainConfig:
         kept = {k: v for k, v in values.items() if k in names}
         kept["long_side"] = tuple(kept["long_side"])
         return cls(**kept)
+
+
+#: Fields written to ``config.json`` only when they differ from these values.
+_OMITTED_AT_DEFAULT: dict[str, Any] = {"init": None, "drop_form": "paper", "messages": "sum"}
 
 
 #: Paper settings (VGG16 / ResNet-101, 224 x 224 inputs) and the from-scratch CPU demo
@@ -191,7 +206,8 @@ def resolve_group_config(
     groups_per_batch: int = 1, lr: float | None = None, gnn_lr_mult: float = 10.0,
     weight_decay: float | None = None, momentum: float = 0.9, lr_step: int | None = None,
     lr_gamma: float = 0.1, crop: int | None = None, long_side: tuple[int, int] | None = None,
-    flip: bool = True, seed: int = 0, init: str | Path | None = None,
+    flip: bool = True, seed: int = 0, init: str | Path | None = None, drop_form: str = "paper",
+    messages: str = "sum",
 ) -> GroupTrainConfig:  # fmt: skip
     """A :class:`GroupTrainConfig` with every None replaced by the backbone's preset.
 
@@ -220,7 +236,8 @@ def resolve_group_config(
         graph_dropout=graph_dropout, delta_r=delta_r, delta_d=delta_d, drop_mode=drop_mode,
         lam=lam, groups_per_batch=groups_per_batch, gnn_lr_mult=gnn_lr_mult, momentum=momentum,
         lr_gamma=lr_gamma, flip=flip, seed=seed,
-        init=None if init is None else str(Path(init).resolve()), **values,
+        init=None if init is None else str(Path(init).resolve()), drop_form=drop_form,
+        messages=messages, **values,
     )  # fmt: skip
     _validate(config)
     return config
@@ -237,6 +254,8 @@ def _validate(config: GroupTrainConfig) -> None:
         (config.crop >= 8, f"crop must be >= 8, got {config.crop}"),
         (1 <= config.long_side[0] <= config.long_side[1], f"bad long side {config.long_side}"),
         (config.drop_mode in ("binary", "scaled"), f"drop mode must be binary or scaled, not {config.drop_mode!r}"),
+        (config.drop_form in DROP_FORMS, f"graph dropout form must be one of {', '.join(DROP_FORMS)}, not {config.drop_form!r}"),
+        (config.messages in MESSAGE_NORMS, f"messages must be one of {', '.join(MESSAGE_NORMS)}, not {config.messages!r}"),
         (0 <= config.delta_r <= 1 and 0 <= config.delta_d <= 1, "delta_r and delta_d must lie in [0, 1]"),
         (config.seed >= 0, f"seed must be non-negative, got {config.seed}"),
         (config.output_stride in (8, 16), f"output stride must be 8 or 16, not {config.output_stride}"),
@@ -260,7 +279,8 @@ def build_group_model(
         backbone=backbone, num_labels=num_labels, reduction=config.reduction, steps=config.steps,
         gru_kernel=config.gru_kernel, graph_dropout=config.graph_dropout, delta_r=config.delta_r,
         delta_d=config.delta_d, drop_mode=config.drop_mode,  # type: ignore[arg-type]
-        freeze_bn=config.freeze_bn,
+        drop_form=config.drop_form, messages=config.messages,  # type: ignore[arg-type]
+        freeze_bn=config.freeze_bn, seed=config.seed,
     )  # fmt: skip
 
 

@@ -16,6 +16,12 @@ Settings come from ``config["group"]`` (every key optional; an absent section ta
 ``init``        ``cam``: start the backbone and readouts from the run's single-image classifier
                 (``cam_train/final.pt``, the demo's stand-in for ImageNet weights); ``null``:
                 the backbone's own initialisation
+``messages``    the neighbours' messages of eq. (8): ``sum`` (the paper), ``mean`` or ``joint``
+                (:mod:`wsss.group.messages`)
+``drop_form``   graph dropout in training: ``paper`` (``h s``, eq. 11) or ``authors``
+                (``(h s + h) / 2``, the authors' code)
+``drop_eval``   graph dropout at inference: ``expected`` (its mean over the random branch: the
+                features keep their training scale) or ``identity`` (left out)
 ==============  ==============================================================================
 
 Files: ``<run>/group_train/`` (the ``train-cam --model group`` run directory),
@@ -43,7 +49,8 @@ __all__ = ["GROUP_DEFAULTS", "group_cam_dir", "group_settings", "stage_group_cam
 #: The settings of an absent ``group`` section (see the module notes).
 GROUP_DEFAULTS: dict[str, Any] = {
     "backbone": "small", "epochs": None, "group_size": 4, "rounds": 3, "output": "ensemble",
-    "scales": [1.0, 0.5], "init": "cam",
+    "scales": [1.0, 0.5], "init": "cam", "messages": "sum", "drop_form": "paper",
+    "drop_eval": "expected",
 }  # fmt: skip
 
 
@@ -53,7 +60,9 @@ def group_settings(ctx: Any) -> dict[str, Any]:
     Raises:
         WsssError: an unknown key, output or init.
     """
+    from wsss.group.dropout import DROP_EVAL_RULES, DROP_FORMS
     from wsss.group.infer import OUTPUTS
+    from wsss.group.messages import MESSAGE_NORMS
 
     given = ctx.config.get("group") or {}
     unknown = sorted(set(given) - set(GROUP_DEFAULTS))
@@ -65,6 +74,11 @@ def group_settings(ctx: Any) -> dict[str, Any]:
                         f"not {settings['output']!r}")  # fmt: skip
     if settings["init"] not in ("cam", None):
         raise WsssError(f"group.init must be cam or null, not {settings['init']!r}")
+    for key, valid in (("messages", MESSAGE_NORMS), ("drop_form", DROP_FORMS),
+                       ("drop_eval", DROP_EVAL_RULES)):  # fmt: skip
+        if settings[key] not in valid:
+            raise WsssError(f"group.{key} must be one of {', '.join(valid)}, "
+                            f"not {settings[key]!r}")  # fmt: skip
     return settings
 
 
@@ -97,6 +111,7 @@ def stage_train_group(ctx: Any) -> dict[str, Any]:
         dataset=ctx.config["data"]["dataset"], root=ctx.data_root, split=train_split(ctx),
         backbone=cfg["backbone"], epochs=cfg["epochs"], group_size=int(cfg["group_size"]),
         steps=int(cfg["rounds"]), seed=int(ctx.config["seed"]), init=init,
+        messages=cfg["messages"], drop_form=cfg["drop_form"],
     )  # fmt: skip
     out = group_train_dir(ctx)
     final = train_group(config, out, dataset=ctx.dataset(train_split(ctx)), device=ctx.config["device"],
@@ -121,7 +136,8 @@ def stage_group_cam(ctx: Any) -> dict[str, Any]:
 
     cfg = group_settings(ctx)
     device = ctx.config["device"]
-    model, config = load_group_trained(group_train_dir(ctx) / "final.pt", resolve_device(device))
+    model, config = load_group_trained(group_train_dir(ctx) / "final.pt", resolve_device(device),
+                                       drop_eval=cfg["drop_eval"])  # fmt: skip
     dataset = ctx.dataset(pseudo_split(ctx))
     folders = {output: group_cam_dir(ctx, output) for output in OUTPUTS}
     done = infer_group_cams(
