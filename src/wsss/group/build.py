@@ -27,7 +27,8 @@ def build_group_model(
         backbone=backbone, num_labels=num_labels, reduction=config.reduction, steps=config.steps,
         gru_kernel=config.gru_kernel, graph_dropout=config.graph_dropout, delta_r=config.delta_r,
         delta_d=config.delta_d, drop_mode=config.drop_mode,  # type: ignore[arg-type]
-        freeze_bn=config.freeze_bn,
+        drop_form=config.drop_form, messages=config.messages,  # type: ignore[arg-type]
+        freeze_bn=config.freeze_bn, seed=config.seed,
     )  # fmt: skip
 
 

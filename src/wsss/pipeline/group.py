@@ -16,6 +16,12 @@ Settings come from ``config["group"]`` (every key optional; an absent section ta
 ``init``        ``cam``: start the backbone and readouts from the run's single-image classifier
                 (``cam_train/final.pt``, the demo's stand-in for ImageNet weights); ``null``:
                 the backbone's own initialisation
+``messages``    the neighbours' messages of eq. (8): ``sum`` (the paper), ``mean`` or ``joint``
+                (:mod:`wsss.group.messages`)
+``drop_form``   graph dropout in training: ``paper`` (``h s``, eq. 11) or ``authors``
+                (``(h s + h) / 2``, the authors' code)
+``drop_eval``   graph dropout at inference: ``expected`` (its mean over the random branch: the
+                features keep their training scale) or ``identity`` (left out)
 ==============  ==============================================================================
 
 Files: ``<run>/group_train/`` (the ``train-cam --model group`` run directory),
@@ -87,7 +93,8 @@ def stage_group_cam(ctx: Any) -> dict[str, Any]:
 
     cfg = group_settings(ctx)
     device = ctx.config["device"]
-    model, config = load_group_trained(group_train_dir(ctx) / "final.pt", resolve_device(device))
+    model, config = load_group_trained(group_train_dir(ctx) / "final.pt", resolve_device(device),
+                                       drop_eval=cfg["drop_eval"])  # fmt: skip
     dataset = ctx.dataset(pseudo_split(ctx))
     folders = {output: group_cam_dir(ctx, output) for output in OUTPUTS}
     done = infer_group_cams(

@@ -35,7 +35,8 @@ __all__ = [
 #: The settings of an absent ``group`` section (see the module notes).
 GROUP_DEFAULTS: dict[str, Any] = {
     "backbone": "small", "epochs": None, "group_size": 4, "rounds": 3, "output": "ensemble",
-    "scales": [1.0, 0.5], "init": "cam",
+    "scales": [1.0, 0.5], "init": "cam", "messages": "sum", "drop_form": "paper",
+    "drop_eval": "expected",
 }  # fmt: skip
 
 
@@ -43,9 +44,11 @@ def group_settings(ctx: Any) -> dict[str, Any]:
     """``config["group"]`` over :data:`GROUP_DEFAULTS`.
 
     Raises:
-        WsssError: an unknown key, output or init.
+        WsssError: an unknown key, output, init, message rule or graph dropout rule.
     """
+    from wsss.group.dropout import DROP_EVAL_RULES, DROP_FORMS
     from wsss.group.infer import OUTPUTS
+    from wsss.group.messages import MESSAGE_NORMS
 
     given = ctx.config.get("group") or {}
     valid = {*GROUP_DEFAULTS, *section_keys("group")}
@@ -58,6 +61,11 @@ def group_settings(ctx: Any) -> dict[str, Any]:
                         f"not {settings['output']!r}")  # fmt: skip
     if settings["init"] not in ("cam", None):
         raise WsssError(f"group.init must be cam or null, not {settings['init']!r}")
+    for key, valid in (("messages", MESSAGE_NORMS), ("drop_form", DROP_FORMS),
+                       ("drop_eval", DROP_EVAL_RULES)):  # fmt: skip
+        if settings[key] not in valid:
+            raise WsssError(f"group.{key} must be one of {', '.join(valid)}, "
+                            f"not {settings[key]!r}")  # fmt: skip
     return settings
 
 

@@ -43,7 +43,7 @@ SECTIONS: dict[str, dict[str, Spec]] = {
              "train_split": OPT_STR},
     "cam": {"scales": LIST, "weights": OPT_STR},
     "group": {"group_size": INT, "rounds": INT, "output": STR, "scales": LIST, "init": OPT_STR,
-              "weights": OPT_STR},
+              "weights": OPT_STR, "drop_eval": STR},
     "pseudo": {"split": STR, "eval_split": OPT_STR},
     "seeds": {"methods": LIST},
     "affinity": {"methods": LIST, "seeds": STR, "epochs": (dict, None), "batch_size": OPT_INT,
