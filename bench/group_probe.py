@@ -99,7 +99,9 @@ def _average_precision(scores: Tensor, targets: Tensor) -> float:
     return 100 * sum(aps) / len(aps)
 
 
-def _contrast(cams: Tensor, labels: Tensor, masks: Tensor, offset: int) -> list[tuple[float, float]]:
+def _contrast(
+    cams: Tensor, labels: Tensor, masks: Tensor, offset: int
+) -> list[tuple[float, float]]:
     """``(inside, background)`` mean CAM of every (image, GT class), ``cams`` ``(K, L, h, w)``."""
     small = F.interpolate(masks[:, None], size=cams.shape[-2:], mode="nearest")[:, 0].long()
     out = []

@@ -24,6 +24,9 @@ from wsss.io.rundir import RunDir
 from wsss.pipeline.layout import Context
 from wsss.pipeline.recipes import stage_recipes
 
+#: About 7.5 CPU minutes on 2 cores: outside the default suite; `.ci/run` runs it after `make test`.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+
 SMALL = {"epochs": 1, "batch_size": 3, "crop": 96, "long_side": [96, 128]}
 SETTINGS = {
     "device": "cpu",
@@ -96,7 +99,6 @@ def voc_run(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.mark.timeout(1800)
 def test_every_stage_of_the_voc_configuration_runs_on_real_photos(voc_run: Path) -> None:
     manifest = json.loads((voc_run / "manifest.json").read_text())
     assert {name: s["status"] for name, s in manifest["stages"].items()} == {
