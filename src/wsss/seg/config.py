@@ -97,6 +97,8 @@ OPTIMIZERS = ("sgd", "adamw")
 #: crop 512, ~160k iterations (120 epochs), scales ~0.5-2. Both: momentum SGD, head at 10 x lr on an
 #: ImageNet backbone. ``small``: the from-scratch CPU recipe (docs/seg.md, "Why every network
 #: predicted background"): AdamW at 2e-3 for every layer, 8 epochs (496 steps on 1,000 images).
+#: ``lite0``: a CPU recipe on the pretrained EfficientNet-Lite0 for every head: DeepLabV3+'s SGD
+#: (head at 10 x lr) with crops near Lite0's 224 px, batch 8 and fixed BatchNorm (docs/imagenet.md).
 PRESETS: dict[str, dict[str, Any]] = {
     "deeplabv2": {"epochs": 20, "batch_size": 10, "lr": 2.5e-4, "weight_decay": 5e-4, "crop": 321,
                   "long_side": (250, 750), "freeze_bn": True, "optimizer": "sgd",
@@ -107,6 +109,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "small": {"epochs": 8, "batch_size": 16, "lr": 2e-3, "weight_decay": 1e-4, "crop": 128,
               "long_side": (96, 176), "freeze_bn": False, "optimizer": "adamw",
               "head_lr_mult": 1.0},
+    "lite0": {"epochs": 20, "batch_size": 8, "lr": 0.01, "weight_decay": 1e-4, "crop": 256,
+              "long_side": (192, 384), "freeze_bn": True, "optimizer": "sgd",
+              "head_lr_mult": 10.0},
 }  # fmt: skip
 
 
