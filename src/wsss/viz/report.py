@@ -143,7 +143,7 @@ def build_report(ctx: Any, summary: dict[str, Any]) -> list[Block]:
         *(_val_section(summary["val"], evaluation) if summary["val"] else []),
         *_class_section(summary),
         Heading("Samples"),
-        *([Figure(cams, f"CAMs, seeds and pseudo labels ({split} samples)")] if has_cams else []),
+        *([Figure(cams, f"CAMs, seeds and pseudo labels (split {split})")] if has_cams else []),
         *([Figure(samples, "val samples: ground truth and predictions")] if has_samples else []),
         Heading("Seconds per stage"),
         seconds_table(summary["seconds"], summary["cpu_seconds"]),
