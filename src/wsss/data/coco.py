@@ -240,7 +240,7 @@ def convert_coco(
 def _progress(items: list[str], enabled: bool) -> Any:
     if not enabled:
         return items
-    from rich.progress import track
+    from wsss.engine.progress import track
 
     return track(items, description="COCO masks")
 

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from rich.progress import track
 
 from wsss.data.base import SegmentationDataset
 from wsss.engine import dist_info, shard
+from wsss.engine.progress import track
 from wsss.errors import WsssError
 from wsss.io.cams import read_cams
 from wsss.io.images import read_label_png
@@ -38,7 +38,7 @@ REFERENCE_THRESHOLDS: tuple[float, ...] = (0.15, 0.2)
 def _my_ids(dataset: SegmentationDataset, progress: bool, what: str) -> Iterable[str]:
     info = dist_info()
     ids = shard(dataset.ids, info.rank, info.world)
-    return track(ids, description=what, disable=not progress or info.rank != 0)
+    return track(ids, description=what, enabled=progress and info.rank == 0)
 
 
 def _load_gt(dataset: SegmentationDataset, image_id: str) -> np.ndarray:
