@@ -51,6 +51,10 @@ def propagate(
     entropy: float = gcn.ENTROPY,
     laplacian: float = gcn.LAPLACIAN,
     laplacian_on_log: bool = gcn.LAPLACIAN_ON_LOG,
+    entropy_mean: str = gcn.ENTROPY_MEAN,
+    outputs: int | None = gcn.OUTPUTS,
+    init: str = gcn.INIT,
+    laplacian_graph: str = gcn.LAPLACIAN_GRAPH,
     phi_variant: str = gcn.PHI_VARIANT,
     topk: int = gcn.TOPK,
     seed: int = gcn.SEED,
@@ -68,6 +72,7 @@ def propagate(
             graph=graph, affinity=affinity, features=features, cam_checkpoint=cam_checkpoint,
             crf=crf, steps=steps, entropy=entropy, laplacian=laplacian,
             laplacian_on_log=laplacian_on_log, phi_variant=phi_variant, topk=topk, seed=seed,
+            entropy_mean=entropy_mean, outputs=outputs, init=init, laplacian_graph=laplacian_graph,
         ),
     }  # fmt: skip
     if method not in builders:
