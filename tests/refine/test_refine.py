@@ -1,25 +1,21 @@
-"""``wsss refine`` on the real VOC samples with imperfect CAMs made from their masks."""
+"""``wsss refine`` on real VOC photos with CAMs made from their masks the way real CAMs fail."""
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
-from PIL import Image
-from scipy.ndimage import distance_transform_edt, gaussian_filter
+from refine_data import IDS
+from refine_data import miou as _miou
 from typer.testing import CliRunner
 
 from wsss.cli.main import app, main
 from wsss.io.cams import CamFile, write_cams
-from wsss.io.images import read_image, read_label_png
+from wsss.io.images import read_label_png
 
 runner = CliRunner()
-IDS = ["2007_000175", "2007_001284", "2007_006946"]
 
 
 def _invoke(args: list[str]) -> None:
@@ -27,60 +23,6 @@ def _invoke(args: list[str]) -> None:
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     assert result.exit_code == 0, result.output
-
-
-def _cams(mask: np.ndarray) -> CamFile:
-    """Peaked, blurred CAMs: each class's distance to its border, so the argmax at a background
-    threshold misses the object's rim (like a real CAM's discriminative-part bias)."""
-    keys = [int(k) for k in np.unique(mask) if k not in (0, 255)]
-    h, w = mask.shape
-    maps = []
-    for k in keys:
-        dist = distance_transform_edt(mask == k).astype(np.float32)
-        blurred = gaussian_filter(dist / dist.max(), 3)
-        maps.append(blurred / blurred.max())
-    low = F.interpolate(torch.from_numpy(np.stack(maps))[None], size=(math.ceil(h / 4),
-                        math.ceil(w / 4)), mode="bilinear", antialias=True)[0]  # fmt: skip
-    low = low / low.amax(dim=(1, 2), keepdim=True)
-    return CamFile(keys=np.asarray(keys), cams=low.numpy(), size=(h, w))
-
-
-@pytest.fixture(scope="module")
-def refine_data(voc_samples: Path, tmp_path_factory) -> dict[str, Path]:
-    """Half-size copies of three samples (to keep the test fast), their GT and CAM files."""
-    base = tmp_path_factory.mktemp("refine")
-    images, cams, gts = base / "images", base / "cams", base / "gt"
-    for folder in (images, cams, gts):
-        folder.mkdir()
-    for image_id in IDS:
-        image = Image.fromarray(read_image(voc_samples / "JPEGImages" / f"{image_id}.jpg"))
-        gt = Image.fromarray(read_label_png(voc_samples / "SegmentationClass" / f"{image_id}.png"))
-        size = (image.width // 2, image.height // 2)
-        image.resize(size, Image.BILINEAR).save(images / f"{image_id}.jpg", quality=95)
-        mask = np.asarray(gt.resize(size, Image.NEAREST))
-        np.save(gts / f"{image_id}.npy", mask)
-        write_cams(cams / f"{image_id}.npz", _cams(mask))
-    return {"images": images, "cams": cams, "gt": gts}
-
-
-def _miou(pred_dir: Path | None, data: dict[str, Path], threshold: float = 0.15) -> float:
-    conf = np.zeros((21, 21), np.int64)
-    for image_id in IDS:
-        gt = np.load(data["gt"] / f"{image_id}.npy")
-        if pred_dir is None:  # the CAMs' argmax at a background threshold
-            cam = np.load(data["cams"] / f"{image_id}.npz")
-            up = F.interpolate(torch.from_numpy(cam["cams"].astype(np.float32))[None],
-                               size=gt.shape, mode="bilinear")[0]  # fmt: skip
-            scores = torch.cat([torch.full_like(up[:1], threshold), up])
-            pred = np.concatenate([[0], cam["keys"]])[scores.argmax(0).numpy()]
-        else:
-            pred = read_label_png(pred_dir / f"{image_id}.png")
-        valid = gt != 255
-        pairs = gt[valid].astype(np.int64) * 21 + pred[valid].astype(np.int64)
-        conf += np.bincount(pairs, minlength=441).reshape(21, 21)
-    inter = np.diag(conf)
-    union = conf.sum(0) + conf.sum(1) - inter
-    return float((inter[union > 0] / union[union > 0]).mean())
 
 
 def test_refine_gcn_beats_cam_argmax_and_resumes(refine_data, tmp_path: Path):
