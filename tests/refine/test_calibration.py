@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from refine_data import IDS, miou
 from typer.testing import CliRunner
 
+from refine_data import IDS, miou
 from wsss.cli.main import app
 from wsss.io.cams import CamFile
 from wsss.refine import background_warnings

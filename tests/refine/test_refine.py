@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from refine_data import IDS
-from refine_data import miou as _miou
 from typer.testing import CliRunner
 
+from refine_data import IDS
+from refine_data import miou as _miou
 from wsss.cli.main import app, main
 from wsss.io.cams import CamFile, write_cams
 from wsss.io.images import read_label_png

@@ -7,14 +7,16 @@ when rerun (existing PNGs are kept).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import typer
 
-from wsss.cli import gcn_options as gcn
 from wsss.cli.common import console, state
+from wsss.cli.gcn_options import gcn_options, with_gcn_options
 
 
+@with_gcn_options
 def refine(
     images: Path = typer.Option(..., help="Folder of <id>.jpg (or .png) images."),
     cams: Path = typer.Option(..., help="Folder of <id>.npz CAM files (format: README, Files)."),
@@ -25,27 +27,13 @@ def refine(
     cam_floor: str = typer.Option(
         "auto", help="Background floor removed from the CAMs first: auto (the 5 % quantile of "
         "the folder's max CAM values) or a number; 0 keeps them as given (the papers' setting).",
-    ),  # fmt: skip
+    ),
     affinity: Path | None = typer.Option(
         None, help="rw: the train-affinity run; gcn: an IRNet run for graph sparse/dense."
     ),
-    graph: str | None = gcn.GRAPH,
-    features: str | None = gcn.FEATURES,
-    cam_checkpoint: Path | None = gcn.CAM_CHECKPOINT,
-    crf: bool = gcn.CRF,
-    steps: int = gcn.STEPS,
-    entropy: float = gcn.ENTROPY,
-    laplacian: float = gcn.LAPLACIAN,
-    laplacian_on_log: bool = gcn.LAPLACIAN_ON_LOG,
-    entropy_mean: str = gcn.ENTROPY_MEAN,
-    outputs: int | None = gcn.OUTPUTS,
-    init: str = gcn.INIT,
-    laplacian_graph: str = gcn.LAPLACIAN_GRAPH,
-    phi_variant: str = gcn.PHI_VARIANT,
-    topk: int = gcn.TOPK,
     batch_size: int = typer.Option(1, help="gcn: images whose GCNs train at once."),
-    seed: int = gcn.SEED,
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:<i>."),
+    gcn: dict[str, Any] | None = None,
 ) -> None:
     """Turn CAMs made by any method into full-size label maps (0 background, no 255)."""
     from wsss.engine import barrier, init_distributed, is_main_process
@@ -57,12 +45,7 @@ def refine(
     elif method == "rw":
         options["affinity"] = affinity
     elif method == "gcn":
-        options.update(gcn.gcn_options(
-            graph=graph, affinity=affinity, features=features, cam_checkpoint=cam_checkpoint,
-            crf=crf, steps=steps, entropy=entropy, laplacian=laplacian,
-            laplacian_on_log=laplacian_on_log, phi_variant=phi_variant, topk=topk, seed=seed,
-            entropy_mean=entropy_mean, outputs=outputs, init=init, laplacian_graph=laplacian_graph,
-        ))  # fmt: skip
+        options.update(gcn_options(affinity=affinity, **(gcn or {})))  # fmt: skip
     init_distributed(device)
     refiner = create_refiner(method, **options)
     verbose = not state.quiet and is_main_process()

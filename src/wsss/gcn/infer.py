@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from wsss.crf import PRESETS, dense_crf, unary_from_probs
+from wsss.data.transforms import normalize_image
 from wsss.gcn.features import FEATURE_KINDS, affinity_features, backbone_features, colour_features
 from wsss.gcn.graphs import (
     GRAPH_KINDS,
@@ -172,8 +173,6 @@ class GcnPropagator:
         }  # fmt: skip
 
     def _normalized(self, image: np.ndarray) -> Tensor:
-        from wsss.propagation.infer import normalize_image
-
         return normalize_image(image).to(self.device)
 
     def _adjacency(self, image: np.ndarray, small: np.ndarray) -> Tensor:
