@@ -82,7 +82,9 @@ def test_phi_graph_rows_sum_to_one():
 
 def test_adjacency_pairs_give_the_double_sum_of_eq6():
     gen = torch.Generator().manual_seed(3)
-    a = torch.rand(7, 7, generator=gen, dtype=torch.float64) * (torch.rand(7, 7, generator=gen) < 0.5)
+    a = torch.rand(7, 7, generator=gen, dtype=torch.float64) * (
+        torch.rand(7, 7, generator=gen) < 0.5
+    )
     a = a / a.sum(1, keepdim=True).clamp_min(1e-12)  # row-normalised: not symmetric
     q = torch.rand(7, 3, generator=gen, dtype=torch.float64)
     diff = ((q[:, None] - q[None]) ** 2).sum(-1)

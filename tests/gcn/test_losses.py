@@ -97,7 +97,9 @@ def test_entropy_mean_over_entries_divides_by_the_outputs():
     log_q = Q.log()[None].expand(2, -1, -1)
     seeds = SEEDS.expand(2, -1)
     mask = torch.tensor([[True, True, True], [True, True, False]])
-    plain = wsgcn_loss(log_q, seeds, weights=LossWeights(laplacian=0.0))["ent"]
+    plain = wsgcn_loss(log_q, seeds, weights=LossWeights(laplacian=0.0, entropy_mean="nodes"))[
+        "ent"
+    ]
     entries = wsgcn_loss(log_q, seeds, weights=LossWeights(laplacian=0.0, entropy_mean="entries"),
                          class_mask=mask)["ent"]  # fmt: skip
     assert torch.allclose(entries, plain / torch.tensor([3.0, 2.0], dtype=torch.float64))

@@ -33,11 +33,11 @@ GCN_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
         False, "--laplacian-on-log",
         help="gcn: Laplacian loss on log q (the authors' code), not q.")),
     ("entropy_mean", str, typer.Option(
-        "nodes", help="gcn: entropy loss as a mean over the unlabelled nodes (nodes, eq. 5) or "
-        "over their entries, nodes x outputs (entries, the authors' code).")),
-    ("outputs", int | None, typer.Option(
-        None, min=1, help="gcn: outputs of every GCN (the authors' code: 21; default: 1 + the "
-        "image's classes).")),
+        "entries", help="gcn: entropy loss as a mean over the unlabelled nodes' entries, nodes x "
+        "outputs (entries, the authors' code) or over the nodes (nodes, eq. 5).")),
+    ("outputs", int, typer.Option(
+        21, min=0, help="gcn: outputs of every GCN (21: the paper's and the authors'; 0: 1 + "
+        "the image's classes).")),
     ("init", str, typer.Option(
         "zero_output", help="gcn: zero_output (W2 = 0, a uniform first prediction) or glorot.")),
     ("laplacian_graph", str, typer.Option(

@@ -160,8 +160,9 @@ class LossWeights:
         entropy: ``beta1`` (10); 0 turns ``l_ent`` off.
         laplacian: ``beta2`` (0.01); 0 turns ``l_lp`` off.
         laplacian_on_log: Apply eq. (6) to ``log q`` as the authors' code does, not to ``q``.
-        entropy_mean: ``nodes`` (eq. 5) or ``entries`` (the authors' code: divided also by the
-            number of outputs ``K`` of the image's GCN).
+        entropy_mean: ``entries`` (the authors' code, the default: divided also by the number
+            of outputs ``K`` of the image's GCN, 21 by default, so an effective ``beta1`` of
+            10/21) or ``nodes`` (eq. 5 as printed); chosen by measurement (``docs/gcn.md``).
     """
 
     fg: bool = True
@@ -169,7 +170,7 @@ class LossWeights:
     entropy: float = 10.0
     laplacian: float = 0.01
     laplacian_on_log: bool = False
-    entropy_mean: str = "nodes"
+    entropy_mean: str = "entries"
 
     def __post_init__(self) -> None:
         if self.entropy_mean not in ENTROPY_MEANS:

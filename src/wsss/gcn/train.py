@@ -45,9 +45,9 @@ class GcnSettings:
             ``autograd`` (the reference it is tested against); the same maths.
         init: ``zero_output`` (``W2 = 0``: the first prediction is uniform) or ``glorot``
             (:data:`~wsss.gcn.model.INITS`).
-        outputs: None: each image's GCN has ``K`` = 1 + its classes outputs (eq. 1); a number
-            (the authors' code: 21): every GCN has that many, the ones past ``K`` fitting no seed;
-            the result is renormalised over the image's ``K``.
+        outputs: Outputs of every image's GCN (21: the paper's and the authors' code's, VOC's
+            classes), the ones past the image's ``K`` = 1 + its classes fitting no seed; the
+            result is renormalised over the image's ``K``. 0: ``K`` outputs per image.
     """
 
     hidden: int = 16
@@ -58,7 +58,7 @@ class GcnSettings:
     losses: LossWeights = field(default_factory=LossWeights)
     gradients: Literal["closed_form", "autograd"] = "closed_form"
     init: str = "zero_output"
-    outputs: int | None = None
+    outputs: int = 21
 
     def __post_init__(self) -> None:
         if self.gradients not in ("closed_form", "autograd"):
@@ -66,8 +66,8 @@ class GcnSettings:
                              f"{self.gradients!r}")  # fmt: skip
         if self.init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
-        if self.outputs is not None and self.outputs < 1:
-            raise ValueError(f"outputs must be None or positive, got {self.outputs}")
+        if self.outputs < 0:
+            raise ValueError(f"outputs must be 0 (the image's K) or positive, got {self.outputs}")
 
 
 @dataclass
@@ -205,7 +205,7 @@ def train_gcn(problems: Sequence[GcnProblem], settings: GcnSettings | None = Non
     if s.losses.laplacian and laplacian is None:
         raise ValueError("the Laplacian loss (beta2 > 0) needs the Phi pairs of every problem")
     widths = [p.features.shape[1] for p in problems]
-    outputs = [max(p.num_outputs, s.outputs or 0) for p in problems]
+    outputs = [max(p.num_outputs, s.outputs) for p in problems]
     model = BatchedGCN(in_features=widths, num_outputs=outputs, hidden=s.hidden,
                        dropout=s.dropout, init=s.init).to(ax)  # fmt: skip
     generators = [torch.Generator().manual_seed(p.seed) for p in problems]
@@ -236,6 +236,6 @@ def train_gcn(problems: Sequence[GcnProblem], settings: GcnSettings | None = Non
         q = model(ax, adjacency).exp()
     out = [q[b, :size, : p.num_outputs] for b, (size, p) in enumerate(zip(sizes, problems,
                                                                            strict=True))]  # fmt: skip
-    if s.outputs is None:
+    if all(k == p.num_outputs for k, p in zip(outputs, problems, strict=True)):
         return out
     return [x / x.sum(1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny) for x in out]
