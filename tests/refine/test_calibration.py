@@ -53,4 +53,6 @@ def test_crf_defaults_hold_on_a_raised_floor(refine_data, tmp_path: Path):
     assert irnet.exit_code == 0
     same = _refine(refine_data, "cams_irnet", tmp_path / "irnet0", "--cam-floor", "0")
     assert same.exit_code == 0
-    assert abs(miou(tmp_path / "irnet", refine_data) - miou(tmp_path / "irnet0", refine_data)) < 0.01
+    assert (
+        abs(miou(tmp_path / "irnet", refine_data) - miou(tmp_path / "irnet0", refine_data)) < 0.01
+    )

@@ -25,7 +25,8 @@ def refine(
     num_classes: int = typer.Option(21, help="Class ids of the CAM files lie in 1..num_classes-1."),
     bg_threshold: float | None = typer.Option(None, help="crf: background score (0.15)."),
     cam_floor: str = typer.Option(
-        "auto", help="Background floor removed from the CAMs first: auto (the 5 % quantile of "
+        "auto",
+        help="Background floor removed from the CAMs first: auto (the 5 % quantile of "
         "the folder's max CAM values) or a number; 0 keeps them as given (the papers' setting).",
     ),
     affinity: Path | None = typer.Option(
