@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import platform
 import statistics
@@ -47,68 +46,50 @@ from wsss.gcn.graphs import phi_graph
 from wsss.gcn.infer import image_seed
 from wsss.gcn.phi import phi_edges
 from wsss.gcn.train import train_gcn
+from wsss.graph.sparse import csr_row_indices
 from wsss.io.atomic import atomic_write_text
 from wsss.io.palette import IGNORE_INDEX
-from wsss.metrics.confusion import ConfusionMatrix
 from wsss.metrics.cam_sweep import CamSweep
+from wsss.metrics.confusion import ConfusionMatrix
 from wsss.refine import CamCrfRefiner
 from wsss.refine.calibration import estimate_floor, remove_floor
 from wsss.refine.gt_cams import write_gt_cams
 from wsss.seeds.infer import read_cam_for_image
 from wsss.seeds.resize import downscale_image, upsample_labels
 from wsss.seeds.wsgcn import WsgcnSeeds
-from wsss.graph.sparse import csr_row_indices
 
-#: Named GCN configurations: options of create_gcn_propagator (``seeder``: WsgcnSeeds options).
+#: Named GCN configurations: options of create_gcn_propagator over its defaults (W2 = 0, the
+#: authors' entropy mean over 21 outputs); ``seeder``: WsgcnSeeds options (``clean``: seeds that
+#: disagree with the ground truth made unlabelled, a diagnostic); ``shared_seed``: every image's
+#: GCN seeded with the GCN seed itself (before issue 18).
 CONFIGS: dict[str, dict[str, Any]] = {
     "default": {},
-    "glorot_shared_seed": {"init": "glorot", "shared_seed": True},
+    # initialisation and the entropy term (issue 18)
+    "nodes_K": {"entropy_mean": "nodes", "outputs": 0},
+    "entries_K": {"outputs": 0},
+    "nodes_21": {"entropy_mean": "nodes"},
     "glorot": {"init": "glorot"},
-    "glorot_entropy0": {"init": "glorot", "entropy": 0.0},
+    "glorot_nodes_K": {"init": "glorot", "entropy_mean": "nodes", "outputs": 0},
+    "glorot_nodes_K_shared_seed": {"init": "glorot", "entropy_mean": "nodes", "outputs": 0,
+                                   "shared_seed": True},
+    "glorot_entries_K": {"init": "glorot", "outputs": 0},
+    "glorot_nodes_21": {"init": "glorot", "entropy_mean": "nodes"},
     "entropy0": {"entropy": 0.0},
-    "entries": {"entropy_mean": "entries"},
-    "entries_21": {"entropy_mean": "entries", "outputs": 21},
-    "glorot_entries_21": {"init": "glorot", "entropy_mean": "entries", "outputs": 21},
-    "outputs_21": {"outputs": 21},
-    "phi_code": {"phi_variant": "code"},
-    "rgbxy": {"features": "rgbxy"},
-    "W_e0": {"features": "rgbxy", "graph": "phi_walk", "phi_variant": "image", "entropy": 0.0},
-    "W_e0_clean": {"features": "rgbxy", "graph": "phi_walk", "phi_variant": "image", "entropy": 0.0, "seeder": {"clean": True}},
-    "W_entries_clean": {"features": "rgbxy", "graph": "phi_walk", "phi_variant": "image", "entropy_mean": "entries", "seeder": {"clean": True}},
-    "W_e0_lap0": {"features": "rgbxy", "graph": "phi_walk", "phi_variant": "image", "entropy": 0.0, "laplacian": 0.0},
-    "W_e0_laplog": {"features": "rgbxy", "graph": "phi_walk", "phi_variant": "image", "entropy": 0.0, "laplacian_on_log": True},
-    "W_e0_lapA": {"features": "rgbxy", "graph": "phi_walk", "phi_variant": "image", "entropy": 0.0, "laplacian_graph": "adjacency"},
-    "W_e0_steps100": {"features": "rgbxy", "graph": "phi_walk", "phi_variant": "image", "entropy": 0.0, "steps": 100},
-    "W_e0_steps500": {"features": "rgbxy", "graph": "phi_walk", "phi_variant": "image", "entropy": 0.0, "steps": 500},
-    "W_e1": {"features": "rgbxy", "graph": "phi_walk", "phi_variant": "image", "entropy": 1.0},
-    "C_e0": {"features": "colour", "graph": "phi_walk", "phi_variant": "image", "entropy": 0.0},
-    "C_entries": {"features": "colour", "graph": "phi_walk", "phi_variant": "image", "entropy_mean": "entries"},
-    "rgbxy_walk_image_entries21": {"features": "rgbxy", "graph": "phi_walk", "phi_variant": "image", "entropy_mean": "entries", "outputs": 21},
-    "rgbxy_walk_image_glorot": {"features": "rgbxy", "graph": "phi_walk", "phi_variant": "image", "init": "glorot"},
-    "rgbxy_walk_image_glorot_entries21": {"features": "rgbxy", "graph": "phi_walk", "phi_variant": "image", "init": "glorot", "entropy_mean": "entries", "outputs": 21},
-    "rgbxy_phi_image_entropy0": {"features": "rgbxy", "phi_variant": "image", "entropy": 0.0},
-    "rgbxy_entropy0": {"features": "rgbxy", "entropy": 0.0},
-    "rgbxy_walk_image": {"features": "rgbxy", "graph": "phi_walk", "phi_variant": "image"},
-    "rgbxy_walk_image_entropy0": {"features": "rgbxy", "graph": "phi_walk", "phi_variant": "image", "entropy": 0.0},
-    "rgbxy_walk_image_entries": {"features": "rgbxy", "graph": "phi_walk", "phi_variant": "image", "entropy_mean": "entries"},
-    "rgbxy_phi_image": {"features": "rgbxy", "phi_variant": "image"},
-    "walk": {"graph": "phi_walk"},
-    "walk_image": {"graph": "phi_walk", "phi_variant": "image"},
-    "walk_code": {"graph": "phi_walk", "phi_variant": "code"},
-    "walk_image_entropy0": {"graph": "phi_walk", "phi_variant": "image", "entropy": 0.0},
-    "walk_image_entries": {"graph": "phi_walk", "phi_variant": "image", "entropy_mean": "entries"},
-    "phi_image": {"phi_variant": "image"},
-    "phi_image_entropy0": {"phi_variant": "image", "entropy": 0.0},
-    "glorot_phi_image": {"init": "glorot", "phi_variant": "image"},
-    "clean_seeds": {"seeder": {"clean": True}},
-    "clean_seeds_entropy0": {"entropy": 0.0, "seeder": {"clean": True}},
-    "seeds_code": {"seeder": {"variant": "code"}},
+    "entropy0_K": {"entropy": 0.0, "outputs": 0},
+    # the Laplacian loss and Phi
     "lap_adjacency": {"laplacian_graph": "adjacency"},
     "lap_log": {"laplacian_on_log": True},
     "lap0": {"laplacian": 0.0},
-    "no_crf_steps100": {"steps": 100},
+    "phi_code": {"phi_variant": "code"},
+    # our no-network options
+    "phi_image": {"phi_variant": "image"},
+    "walk_image": {"graph": "phi_walk", "phi_variant": "image"},
+    "rgbxy": {"features": "rgbxy"},
+    "rgbxy_walk_image": {"features": "rgbxy", "graph": "phi_walk", "phi_variant": "image"},
+    # diagnostics
+    "clean_seeds": {"seeder": {"clean": True}},
     "steps500": {"steps": 500},
-}
+}  # fmt: skip
 
 
 def _miou(preds: list[np.ndarray], gts: list[np.ndarray], pred_ignore: str = "background"
@@ -230,8 +211,12 @@ def _gcn_config(name, cfg, ids, images, cams, gts, seed_cache, gcn_seeds, device
         train_s = time.perf_counter() - t0
         unl = [p.seeds == IGNORE_INDEX for p in problems]
         bgs = [p.seeds == 0 for p in problems]
-        guess = [float((q.argmax(1)[u] > 0).float().mean()) for q, u in zip(first, unl, strict=True)]
-        after = [float((q.argmax(1)[u] > 0).float().mean()) for q, u in zip(probs, unl, strict=True)]
+        guess = [
+            float((q.argmax(1)[u] > 0).float().mean()) for q, u in zip(first, unl, strict=True)
+        ]
+        after = [
+            float((q.argmax(1)[u] > 0).float().mean()) for q, u in zip(probs, unl, strict=True)
+        ]
         bgfit = [float((q.argmax(1)[b] == 0).float().mean()) if b.any() else 1.0
                  for q, b in zip(probs, bgs, strict=True)]  # fmt: skip
         grid_labels, up_labels, crf_labels = [], [], []
@@ -312,7 +297,19 @@ def main() -> None:
     if "phi" not in args.skip:
         result["phi"] = _phi_stats(images, [tuple(c.cams.shape[1:]) for c in cams])
         print("phi", result["phi"])
+
+    def save() -> None:  # after every table, so an interrupted run keeps what it measured
+        if args.out is not None:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
+
     seed_cache: dict[str, list[np.ndarray]] = {}
+    if "seeds" not in args.skip:
+        seeder = WsgcnSeeds()
+        seed_cache[repr([])] = [seeder(im, c) for im, c in zip(images, cams, strict=True)]
+        result["seeds"] = _seed_stats(seed_cache[repr([])], gts)
+        print("seeds", result["seeds"])
+    save()
     if "gcn" not in args.skip:
         result["gcn"] = {}
         for name in args.configs.split(","):
@@ -322,16 +319,7 @@ def main() -> None:
             print(name, row["summary"], [r["crf"] for r in row["runs"]],
                   "first guess fg %:", [statistics.mean(r["first_guess_fg_share"]) for r in
                                         row["runs"]])  # fmt: skip
-    if "seeds" not in args.skip:
-        seeder = WsgcnSeeds()
-        seeds = seed_cache.get(repr([])) or [seeder(im, c) for im, c in
-                                             zip(images, cams, strict=True)]  # fmt: skip
-        result["seeds"] = _seed_stats(seeds, gts)
-        print("seeds", result["seeds"])
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
-    _ = math
+            save()
 
 
 if __name__ == "__main__":
