@@ -6,7 +6,7 @@ DEMO_OUT ?= runs/demo
 # torch's OpenMP threads spin-wait by default; on a shared 2-core machine that costs up to 10x.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: demo test lint clean
+.PHONY: demo test test-voc lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ lint: $(VENV)/.installed-test
 # WSSS_REQUIRE_CHROMIUM: the report rendering test fails, rather than skips, without chromium.
 test: lint
 	WSSS_REQUIRE_CHROMIUM=1 $(BIN)/python -m pytest
+
+# `wsss run --config voc` end to end on the shared VOC photos (marked slow; CI runs it too).
+test-voc: $(VENV)/.installed-test
+	WSSS_REQUIRE_CHROMIUM=1 $(BIN)/python -m pytest -m slow tests/pipeline/test_voc_run.py
 
 clean:
 	rm -rf $(VENV) runs

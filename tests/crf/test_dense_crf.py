@@ -135,6 +135,29 @@ def test_module_matches_function_and_learns_compat() -> None:
     assert trainable.compat.grad is not None and torch.all(trainable.compat.grad != 0)
 
 
+def test_crf_as_rnn_parameters_start_as_potts_and_learn() -> None:
+    """Per-label kernel weights and the label-compatibility matrix (CRF-as-RNN): at Potts they give
+    the two-weight CRF's marginals; every entry gets a gradient; the matrix changes the result."""
+    image, unary, _ = _two_halves()
+    unary = torch.cat([unary, unary[:, :1].roll(3, -1)], 1)  # three labels
+    potts = DenseCRF(n_iter=3, trainable_compat=True, **PRESETS["psa"])
+    learn = DenseCRF(n_iter=3, trainable_compat=True, num_labels=3, **PRESETS["psa"])
+    assert learn.compat.shape == (2, 3) and learn.label_compat.shape == (3, 3)
+    torch.testing.assert_close(learn(image, unary), potts(image, unary))
+    learn(image, unary)[:, 0].sum().backward()
+    assert learn.compat.grad is not None and torch.all(learn.compat.grad != 0)
+    assert learn.label_compat.grad is not None and torch.all(learn.label_compat.grad != 0)
+    with torch.no_grad():
+        learn.label_compat[0, 1] = -3.0  # label 1 next to a pixel rewards label 0
+    assert (learn(image, unary) - potts(image, unary)).abs().max() > 1e-3
+    learn.reset_parameters()
+    torch.testing.assert_close(learn(image, unary), potts(image, unary))
+    with pytest.raises(WsssError, match="label_compat must be"):
+        dense_crf(image, unary, label_compat=torch.zeros(2, 2))
+    with pytest.raises(ValueError, match="num_labels"):
+        DenseCRF(num_labels=3)
+
+
 def test_gradcheck_through_mean_field() -> None:
     image, _, _ = _two_halves(h=3, w=4)
     unary = torch.rand(1, 2, 3, 4, dtype=torch.float64, requires_grad=True)

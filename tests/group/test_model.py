@@ -161,3 +161,51 @@ def test_two_training_steps_decrease_the_loss():
         optimizer.step()
     assert all(p.grad is not None for p in model.gnn.parameters())
     assert eval_loss() < before - 1e-3
+
+
+@pytest.mark.parametrize("form", ["paper", "authors"])
+def test_graph_features_keep_their_training_scale_at_inference(form):
+    """T = 3 rounds on ReLU-like node features: with the default evaluation rule the mean
+    magnitude of h^T at inference is within 25 % of its mean over training draws; left out at
+    inference (the previous behaviour) the layer makes it far larger."""
+    gnn = GroupGNN(channels=16, steps=3, drop_form=form, seed=0)
+    h0 = torch.relu(2 * torch.randn(1, 4, 16, 6, 6, generator=torch.Generator().manual_seed(0)))
+    adjacency = label_adjacency(LABELS)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        trained = torch.stack([gnn.train()(h0, adjacency) for _ in range(100)]).abs().mean()
+        gnn.eval()
+        expected = gnn(h0, adjacency).abs().mean() / trained
+        gnn.set_drop_eval("identity")
+        identity = gnn(h0, adjacency).abs().mean() / trained
+    assert 0.75 < expected < 1.25
+    assert identity > 1.5
+
+
+def test_shared_parts_do_not_depend_on_the_options():
+    """Each GNN layer and readout draws its initial weights from its own stream: the options
+    (messages, dropout form or none, T), or a piece drawing from the global stream before them,
+    leave every shared weight unchanged, and building them leaves the global stream alone."""
+
+    def build(extra_draws: int = 0, **options) -> tuple[dict, torch.Tensor]:
+        torch.manual_seed(3)
+        backbone = small_backbone(widths=(8, 8, 8, 16, 16))
+        torch.rand(extra_draws)  # e.g. an optional piece with parameters built first
+        model = GroupClassifier(backbone=backbone, num_labels=3, seed=3, **options)
+        return model.state_dict(), torch.get_rng_state()
+
+    base, stream = build()
+    for extra, options in [(0, {"messages": "mean"}), (0, {"messages": "joint", "steps": 2}),
+                           (0, {"graph_dropout": False}), (0, {"drop_form": "authors"}),
+                           (7, {})]:  # fmt: skip
+        state, after = build(extra, **options)
+        assert state.keys() == base.keys()
+        assert all(torch.equal(state[k], base[k]) for k in state), options
+        if not extra:
+            assert torch.equal(after, stream), options
+    # without its own streams (seed None) the extra draws shift the GNN's initial weights
+    torch.manual_seed(3)
+    backbone = small_backbone(widths=(8, 8, 8, 16, 16))
+    torch.rand(7)
+    shifted = GroupClassifier(backbone=backbone, num_labels=3).state_dict()
+    assert not torch.equal(shifted["gnn.coattention.p"], base["gnn.coattention.p"])

@@ -10,6 +10,7 @@ import pytest
 
 from wsss.cam.infer import infer_cams, load_trained
 from wsss.data.voc import VOCSegmentation
+from wsss.engine.training import load_checkpoint
 from wsss.errors import WsssError
 from wsss.io.rundir import RunDir
 from wsss.pipeline.group import group_cam_dir, group_settings, stage_group_cam, stage_train_group
@@ -24,7 +25,7 @@ def _ctx(run: Path, root: Path, **group) -> Context:
 
 
 def test_stages_train_write_and_score(tiny_voc: Path, single_run: Path, tmp_path: Path):
-    ctx = _ctx(tmp_path / "run", tiny_voc, output="graph")
+    ctx = _ctx(tmp_path / "run", tiny_voc, output="graph", messages="mean")
     with pytest.raises(WsssError, match="run the train_cam stage first"):
         stage_train_group(ctx)
     shutil.copytree(single_run, ctx.path / "cam_train")
@@ -34,6 +35,7 @@ def test_stages_train_write_and_score(tiny_voc: Path, single_run: Path, tmp_path
     trained = stage_train_group(ctx)
     assert Path(trained["checkpoint"]) == ctx.path / "group_train" / "final.pt"
     assert trained["last_epoch"].startswith("epoch 1/1")
+    assert load_checkpoint(trained["checkpoint"])["config"]["messages"] == "mean"
     done = stage_group_cam(ctx)
     assert done["written"] == 27 and set(done["miou"]) == {"intermediate", "graph", "ensemble"}
     assert group_cam_dir(ctx) == ctx.path / "cams_group" / "train"
@@ -54,8 +56,12 @@ def test_settings_defaults_and_errors(tmp_path: Path):
     settings = group_settings(ctx)
     assert (settings["backbone"], settings["group_size"], settings["rounds"]) == ("small", 4, 3)
     assert settings["output"] == "ensemble" and settings["init"] == "cam"
+    assert (settings["messages"], settings["drop_form"], settings["drop_eval"]) == (
+        "sum", "paper", "expected")  # fmt: skip
     for bad, message in [({"foo": 1}, "unknown group setting"), ({"output": "mean"}, "group.output"),
-                         ({"init": "imagenet"}, "group.init")]:  # fmt: skip
+                         ({"init": "imagenet"}, "group.init"), ({"messages": "max"}, "group.messages"),
+                         ({"drop_form": "half"}, "group.drop_form"),
+                         ({"drop_eval": "off"}, "group.drop_eval")]:  # fmt: skip
         ctx.config["group"] = bad
         with pytest.raises(WsssError, match=message):
             group_settings(ctx)

@@ -13,6 +13,7 @@ from wsss.group import (
     graph_dropout,
     readout_logits,
 )
+from wsss.group.dropout import expected_graph_dropout
 
 
 def test_conv_gru_by_hand_with_1x1_kernels():
@@ -97,10 +98,13 @@ def test_graph_dropout_rule_by_hand():
 
 
 def test_graph_dropout_module_train_and_eval():
-    layer = GraphDropout(delta_r=0.5, delta_d=0.7)
+    layer = GraphDropout(delta_r=0.5, delta_d=0.7, eval_rule="identity")
     h = torch.randn(3, 4, 2, 5, 5)
     assert torch.equal(layer.eval()(h), h)
     assert torch.equal(layer(h), layer(h))  # evaluation: deterministic identity
+    layer.set_eval_rule("expected")  # the default: the expectation over r, deterministic
+    torch.testing.assert_close(layer(h), expected_graph_dropout(h, delta_r=0.5, delta_d=0.7))
+    assert torch.equal(layer(h), layer(h))
     layer.train()
     first = layer(h, torch.Generator().manual_seed(0))
     torch.testing.assert_close(layer(h, torch.Generator().manual_seed(0)), first)
@@ -110,6 +114,39 @@ def test_graph_dropout_module_train_and_eval():
         graph_dropout(h, torch.rand(4))
     with pytest.raises(ValueError, match="mode"):
         GraphDropout(mode="soft")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="form"):
+        GraphDropout(form="half")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="eval rule"):
+        GraphDropout(eval_rule="off")  # type: ignore[arg-type]
+
+
+def test_authors_form_averages_with_the_input():
+    h = _peaked()
+    for r in (torch.tensor([[0.1, 0.9]]), torch.tensor([[0.95, 0.3]])):
+        for mode in ("binary", "scaled"):
+            paper = graph_dropout(h, r, mode=mode)
+            torch.testing.assert_close(graph_dropout(h, r, mode=mode, form="authors"),
+                                       (paper + h) / 2)  # fmt: skip
+
+
+@pytest.mark.parametrize("form", ["paper", "authors"])
+@pytest.mark.parametrize("mode", ["binary", "scaled"])
+def test_expected_dropout_is_the_mean_over_r(form, mode):
+    """Evaluation gives the training output's expectation for the same features: exactly the
+    delta_r-weighted average of the two branches, and the mean of many random draws."""
+    h = torch.randn(2, 3, 4, 5, 5, generator=torch.Generator().manual_seed(0))
+    options = {"delta_r": 0.8, "delta_d": 0.7, "mode": mode, "form": form}
+    importance = graph_dropout(h, torch.zeros(2, 3), **options)
+    dropped = graph_dropout(h, torch.full((2, 3), 0.99), **options)
+    expected = expected_graph_dropout(h, **options)
+    torch.testing.assert_close(expected, 0.8 * importance + 0.2 * dropped)
+    layer = GraphDropout(delta_r=0.8, delta_d=0.7, mode=mode, form=form)
+    g = torch.Generator().manual_seed(1)
+    draws = torch.stack([layer(h, g) for _ in range(4000)]).mean(0)
+    assert (draws - expected).abs().max() < 0.05 * h.abs().max()
+    # the identity (the layer left out) is far from the training outputs' mean
+    assert (h - draws).abs().max() > 0.2 * h.abs().max()
+    torch.testing.assert_close(layer.eval()(h), expected)
 
 
 def test_readout_logits_are_the_mean_of_class_maps():

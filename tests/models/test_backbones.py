@@ -83,24 +83,23 @@ def test_small_uses_groupnorm_only():
     assert not any(issubclass(k, nn.modules.batchnorm._BatchNorm) for k in kinds)
 
 
-@pytest.mark.parametrize(
-    "name, builder, weights",
-    [
-        ("resnet50", "resnet50", torchvision.models.ResNet50_Weights.IMAGENET1K_V1),
-        ("resnet101", "resnet101", torchvision.models.ResNet101_Weights.IMAGENET1K_V1),
-        ("vgg16", "vgg16", torchvision.models.VGG16_Weights.IMAGENET1K_V1),
-    ],
-)
-def test_pretrained_asks_torchvision_for_imagenet_weights(monkeypatch, name, builder, weights):
-    """The weights enum reaches torchvision only with pretrained=True (no download here)."""
-    real = getattr(torchvision.models, builder)
+@pytest.mark.parametrize("name", ["resnet50", "resnet101", "vgg16"])
+def test_pretrained_loads_the_imagenet_state_dict(monkeypatch, name):
+    """ImageNet weights are looked up (and loaded) only with pretrained=True (no download here)."""
+    from wsss.models import backbones
+
     seen = []
 
-    def fake(*, weights=None, **kwargs):
-        seen.append(weights)
-        return real(weights=None, **kwargs)
+    def fake(backbone, weights=None):
+        seen.append((backbone, weights))
+        net = getattr(torchvision.models, backbone)(weights=None)
+        return {k: torch.full_like(v, 0.25) if v.is_floating_point() else v
+                for k, v in net.state_dict().items()}  # fmt: skip
 
-    monkeypatch.setattr(torchvision.models, builder, fake)
-    create_backbone(name, pretrained=True)
-    create_backbone(name, pretrained=False)
-    assert seen == [weights, None]
+    monkeypatch.setattr(backbones, "imagenet_state_dict", fake)
+    loaded = create_backbone(name, pretrained=True, weights="here")
+    fresh = create_backbone(name, pretrained=False)
+    assert seen == [(name, "here")]
+    first = next(p for p in loaded.parameters())
+    assert torch.all(first == 0.25)
+    assert not torch.all(next(p for p in fresh.parameters()) == 0.25)

@@ -69,6 +69,47 @@ def test_every_row_on_gt_and_pseudo_labels(tiny_voc: Path, pseudo: Path, tmp_pat
     assert cells[1][6] == "(shared)"
 
 
+def test_every_row_is_paired_with_its_baseline(tiny_voc: Path, tmp_path: Path, monkeypatch):
+    """At the first training step every row's network holds the baseline's shared weights
+    (backbone, ASPP, decoder, classifier: Joint-CRF the *trained* baseline's, as it fine-tunes it),
+    sees the same first batch and the same global RNG state (so the same dropout masks)."""
+    import torch
+
+    from wsss.seg.deeplab import SegmentationModel
+    from wsss.seg.train import load_trained
+
+    first: dict[int, dict] = {}
+    order: list[int] = []
+    real = SegmentationModel.forward
+
+    def recording(self, images, superpixels=None):
+        if self.training and id(self) not in first:
+            order.append(id(self))
+            first[id(self)] = {"state": {k: v.detach().clone() for k, v in
+                                         self.state_dict().items()},
+                               "rng": torch.get_rng_state(), "images": images.detach().clone(),
+                               "type": type(self).__name__}  # fmt: skip
+        return real(self, images, superpixels)
+
+    monkeypatch.setattr(SegmentationModel, "forward", recording)
+    out = tmp_path / "ab"
+    ablate_seg(tiny_voc, out, **{**TINY, "epochs": 2})
+    trained = [r for r in SEG_ROWS if not r.crf]
+    runs = [first[i] for i in order]
+    assert len(runs) == len(trained)  # one network per row (Vanilla-CRF reuses the baseline's)
+    base = runs[0]["state"]
+    final, _ = load_trained(out / "gt" / "train" / "deeplabv3plus")
+    assert any(not torch.equal(v, final.state_dict()[k]) for k, v in base.items())
+    for row, run in zip(trained[1:], runs[1:], strict=True):
+        expected = final.state_dict() if row.init_from else base
+        extra = sorted(set(run["state"]) - set(base))
+        assert all(k.startswith(("refine.", "crf.")) for k in extra), row.name
+        for key in base:
+            assert torch.equal(run["state"][key], expected[key]), f"{row.name}: {key}"
+        assert torch.equal(run["rng"], runs[0]["rng"]), row.name
+        assert torch.equal(run["images"], runs[0]["images"]), row.name
+
+
 def test_rerun_skips_finished_rows(tiny_voc: Path, tmp_path: Path, monkeypatch, capsys):
     out = tmp_path / "ab"
     args = ["ablate", "seg", "--root", str(tiny_voc), "--out", str(out), *TINY_ARGS]

@@ -39,6 +39,8 @@ def test_joint_crf_outputs_log_marginals_and_learns_compat():
     torch.testing.assert_close(out.exp().sum(1), torch.ones(2, 24, 20), atol=1e-4, rtol=0)
     out[:, 1].sum().backward()
     assert model.crf.compat.grad is not None and model.crf.compat.grad.abs().sum() > 0
+    assert model.crf.label_compat is not None and model.crf.label_compat.shape == (3, 3)
+    assert model.crf.label_compat.grad is not None and model.crf.label_compat.grad.abs().sum() > 0
 
 
 def test_vanilla_crf_at_prediction(tiny_voc: Path, tmp_path: Path):

@@ -2,7 +2,11 @@
 psi_p, psi_s or both, trained with one recipe and seed, scored on val (mIoU, 1-pixel boundary F).
 
 Every row is trained on the ground truth and, when a folder of pseudo labels is given, once more
-on them (a "source"). Files under the output folder:
+on them (a "source"). The rows are paired with the baseline: at the same seed every network starts
+with the same backbone, ASPP, decoder and classifier (the optional module, ES-CRF or Non-local, is
+initialised from a generator of its own, :mod:`wsss.seg.registry`), sees the same batches and
+draws the same dropout masks; Joint-CRF starts from the trained baseline. Files under the output
+folder:
 
 ==================================  ================================================================
 ``settings.json``                   the resolved recipe, limits and sources (a rerun must match)

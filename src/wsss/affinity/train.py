@@ -114,8 +114,12 @@ def resolve_config(
     weight_decay: float | None = None, momentum: float = 0.9, poly_power: float = 0.9,
     crop: int | None = None, long_side: tuple[int, int] | None = None, flip: bool = True,
     distance: str = "l1", freeze_backbone: bool = False, seed: int = 0,
+    cam_config: CamConfig | None = None,
 ) -> AffinityConfig:  # fmt: skip
     """An :class:`AffinityConfig` with every None taken from :data:`PRESETS`.
+
+    The presets depend on the CAM run's backbone (CPU recipes take its crop): ``cam_config``, or
+    the configuration saved in ``cam_checkpoint``.
 
     Raises:
         WsssError: unknown method or distance, an unreadable CAM run, or invalid values.
@@ -124,7 +128,7 @@ def resolve_config(
         raise WsssError(f"unknown affinity method {method!r}; valid names: {', '.join(METHODS)}")
     if distance not in ("l1", "mean"):
         raise WsssError(f"distance must be 'l1' or 'mean', got {distance!r}")
-    cam = _cam_config(cam_checkpoint)
+    cam = _cam_config(cam_checkpoint) if cam_config is None else cam_config
     preset = dict(PRESETS[method])
     family = RECIPE_FAMILIES.get(cam.backbone)
     if family is not None:  # a CPU recipe: the CAM run's crop, and the family's overrides
@@ -215,6 +219,7 @@ def train(
         module=module, optimizer=optimizer,
         samples=SeededAffinitySamples(dataset, seeds, transform, config.seed), step=step,
         epochs=config.epochs, config=config.to_dict(), name=config.method,
+        stage=f"train-affinity {config.method}",
         final={"cam_config": cam_config.to_dict(), "num_labels": int(cam_model.num_labels)},
         **seeded_poly_plan(len(dataset), config, optimizer),
     )  # fmt: skip

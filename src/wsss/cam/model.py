@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from torch import nn
@@ -16,11 +17,13 @@ if TYPE_CHECKING:
 __all__ = ["MODELS", "build_cam_model", "build_model"]
 
 
-def build_cam_model(config: TrainConfig, num_labels: int, *, pretrained: bool) -> nn.Module:
+def build_cam_model(
+    config: TrainConfig, num_labels: int, *, pretrained: bool, weights: str | Path | None = None
+) -> nn.Module:
     """The IRNet CAM classifier of ``config`` (``pretrained`` overrides the config, so that
     loading a trained checkpoint never downloads ImageNet weights)."""
     backbone = backbones.create_backbone(
-        config.backbone, pretrained=pretrained, output_stride=config.output_stride
+        config.backbone, pretrained=pretrained, output_stride=config.output_stride, weights=weights
     )
     return CamNet(
         backbone=backbone,
@@ -36,6 +39,9 @@ def build_cam_model(config: TrainConfig, num_labels: int, *, pretrained: bool) -
 MODELS: dict[str, Callable[..., nn.Module]] = {"cam": build_cam_model}
 
 
-def build_model(config: TrainConfig, num_labels: int, *, pretrained: bool) -> nn.Module:
-    """Build ``config.model`` (see :data:`MODELS`)."""
-    return MODELS[config.model](config, num_labels, pretrained=pretrained)
+def build_model(
+    config: TrainConfig, num_labels: int, *, pretrained: bool, weights: str | Path | None = None
+) -> nn.Module:
+    """Build ``config.model`` (see :data:`MODELS`); ``weights``: the ImageNet weights file or
+    its folder (:func:`~wsss.models.backbones.create_backbone`)."""
+    return MODELS[config.model](config, num_labels, pretrained=pretrained, weights=weights)

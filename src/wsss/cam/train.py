@@ -154,6 +154,7 @@ def train(
     report: Callable[[str], None] | None = None,
     checkpoint_every: int | None = None,
     max_seconds: float | None = None,
+    weights: str | Path | None = None,
 ) -> Path:
     """Train (or resume training) the classifier of ``config`` into the run directory ``out``.
 
@@ -168,6 +169,7 @@ def train(
         progress: Show a progress bar per epoch (rank 0).
         report: Called with each epoch's log line (rank 0).
         checkpoint_every: Also checkpoint every this many steps inside an epoch.
+        weights: The ImageNet weights file or its folder (default: torch's cache).
         max_seconds: Stop after this many seconds with a checkpoint and ``final.pt``
             (:func:`wsss.engine.loop.fit`; a rerun continues).
 
@@ -183,7 +185,7 @@ def train(
                         check=loop.batch_check(len(dataset), config.batch_size))  # fmt: skip
     num_labels = dataset.classes.num_labels
     module = loop.rank_zero_first(
-        lambda: build_model(config, num_labels, pretrained=config.pretrained),
+        lambda: build_model(config, num_labels, pretrained=config.pretrained, weights=weights),
         download=config.pretrained,
     ).to(dev)
     optimizer = make_sgd(module.param_groups(config.lr, config.classifier_lr_mult),
@@ -197,7 +199,7 @@ def train(
     job = loop.Training(
         module=module, optimizer=optimizer,
         samples=SeededTrainSamples(dataset, make_transform(config), config.seed), step=step,
-        epochs=config.epochs, config=config.to_dict(),
+        epochs=config.epochs, config=config.to_dict(), stage="train-cam",
         final={"classes": list(dataset.classes.names), "num_labels": num_labels},
         **seeded_poly_plan(len(dataset), config, optimizer),
     )  # fmt: skip

@@ -135,25 +135,65 @@ def group(
         True, "--init/--no-init", help="Start the group networks from the single-image one."
     ),
     seed: Seed = 0,
+    seeds: str | None = typer.Option(
+        None, help="Several seeds, e.g. 0,1,2: one folder each and a summary with spreads."
+    ),
+    rows: str = typer.Option(
+        "all", help="Rows: all, paper, messages, dropout and/or row keys, comma-separated."
+    ),
     workers: Workers = 0,
     device: Device = "cpu",
     quiet: Quiet = False,
 ) -> None:
     """Group-WSSS table 3: single-image CAM, intermediate / graph / ensemble outputs, K 3-5,
-    T 2, no graph dropout (CAM mIoU at the best background threshold)."""
+    T 2, no graph dropout; and each image alone, the message rules and the dropout scale
+    (CAM mIoU at the best background threshold)."""
     from rich.markdown import Markdown
 
-    from wsss.ablation.group import ablate_group, group_table
+    from wsss.ablation.group import (
+        ablate_group,
+        ablate_group_seeds,
+        group_seed_table,
+        group_table,
+        select_rows,
+    )
     from wsss.cli.cam import parse_scales
 
     chosen = parse_scales(scales)
+    selected = select_rows(rows)
+    several = None if seeds is None else _parse_seeds(seeds)
     verbose = _start(device, quiet)
-    result = ablate_group(
-        root, out, dataset=dataset, split=split, eval_split=eval_split, backbone=backbone,
-        cam_epochs=cam_epochs, group_epochs=group_epochs, batch_size=batch_size, crop=crop, train_limit=train_limit,
-        eval_limit=eval_limit, scales=chosen, init=init, seed=seed, device=device,
-        workers=workers, progress=verbose, report=console.print if verbose else None,
+    options = dict(
+        dataset=dataset, split=split, eval_split=eval_split, backbone=backbone,
+        cam_epochs=cam_epochs, group_epochs=group_epochs, batch_size=batch_size, crop=crop,
+        train_limit=train_limit, eval_limit=eval_limit, scales=chosen, init=init,
+        rows=selected, device=device, workers=workers, progress=verbose,
+        report=console.print if verbose else None,
     )  # fmt: skip
+    if several is not None:
+        summary = ablate_group_seeds(root, out, seeds=several, **options)  # type: ignore[arg-type]
+        if verbose:
+            console.print(Markdown("\n".join(group_seed_table(summary))))
+            console.print(f"wrote {out / 'group_seeds.json'} and {out / 'group_seeds.md'}")
+        return
+    result = ablate_group(root, out, seed=seed, **options)  # type: ignore[arg-type]
     if verbose:
         console.print(Markdown("\n".join(group_table(result))))
         console.print(f"wrote {out / 'group.json'} and {out / 'group.md'}")
+
+
+def _parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]``.
+
+    Raises:
+        WsssError: not a list of non-negative integers.
+    """
+    from wsss.errors import WsssError
+
+    try:
+        values = [int(v) for v in text.replace(" ", ",").split(",") if v]
+    except ValueError:
+        raise WsssError(f"--seeds must be integers separated by commas, got {text!r}") from None
+    if not values or min(values) < 0 or len(set(values)) != len(values):
+        raise WsssError(f"--seeds must be distinct non-negative integers, got {text!r}")
+    return values

@@ -106,8 +106,19 @@ def train_cam(
     graph_dropout: bool | None = typer.Option(
         None, "--graph-dropout/--no-graph-dropout", help="Group: graph dropout layer (on)."
     ),
+    drop_form: str | None = typer.Option(
+        None, help="Group: graph dropout as h*s (paper, eq. 11; default) or (h*s + h)/2 (authors)."
+    ),
+    messages: str | None = typer.Option(
+        None, help="Group: neighbours' messages: sum (eq. 8; default), mean or joint softmax."
+    ),
     init: Path | None = typer.Option(
         None, help="Group: a single-model final.pt to start the backbone and readouts from."
+    ),
+    weights: Path | None = typer.Option(
+        None,
+        help="ImageNet weights file, or a folder holding it (default: torch's cache, "
+        "$TORCH_HOME/hub/checkpoints; downloaded there when missing and online).",
     ),
     workers: int = typer.Option(0, min=0, help="DataLoader worker processes per rank."),
     seed: int = typer.Option(0, min=0, help="Seed of initialisation, order and augmentation."),
@@ -129,7 +140,8 @@ def train_cam(
     if _model_choice(model) == "single":
         _refuse("single", {"--group-size": group_size, "--rounds": rounds, "--init": init,
                            "--groups-per-batch": groups_per_batch,
-                           "--graph-dropout/--no-graph-dropout": graph_dropout})  # fmt: skip
+                           "--graph-dropout/--no-graph-dropout": graph_dropout,
+                           "--drop-form": drop_form, "--messages": messages})  # fmt: skip
         from wsss.cam.train import resolve_config
         from wsss.cam.train import train as run
 
@@ -148,13 +160,15 @@ def train_cam(
             **common, backbone=backbone or "vgg16", group_size=group_size or 4,
             steps=rounds or 3, groups_per_batch=groups_per_batch or 1,
             graph_dropout=True if graph_dropout is None else graph_dropout, init=init,
+            drop_form=drop_form or "paper", messages=messages or "sum",
         )  # fmt: skip
     init_distributed(device)
     torch.use_deterministic_algorithms(True, warn_only=True)
     data = open_dataset(name, root, split)
     verbose = not state.quiet and is_main_process()
     final = run(config, out, dataset=data, device=device, workers=workers,  # type: ignore[arg-type]
-                progress=verbose, report=console.print if verbose else None)  # fmt: skip
+                progress=verbose, report=console.print if verbose else None,
+                weights=weights)  # fmt: skip
     if verbose:
         console.print(f"wrote {final}")
 
@@ -180,6 +194,11 @@ def cam(
     ),
     group_size: int | None = typer.Option(
         None, min=1, help="Group: images per inference group (default: the trained K)."
+    ),
+    drop_eval: str | None = typer.Option(
+        None,
+        help="Group: graph dropout at inference: expected (its mean over the random branch; "
+        "default) or identity (left out).",
     ),
     combine: str | None = typer.Option(
         None, help="ImageNet: how a class's synsets form its CAM: prob (default), max, sum, lse."
@@ -207,13 +226,15 @@ def cam(
                 "--person-proxies/--no-person-proxies": person_proxies is not None}  # fmt: skip
     if choice == "imagenet":
         _refuse("imagenet", {"--checkpoint": checkpoint, "--output": output,
-                             "--saliency": saliency, "--group-size": group_size})  # fmt: skip
+                             "--saliency": saliency, "--group-size": group_size,
+                             "--drop-eval": drop_eval})  # fmt: skip
     else:
         _refuse(choice, imagenet)
         if checkpoint is None:
             raise WsssError(f"--model {choice} needs --checkpoint (a train-cam run)")
     if choice == "single":
-        _refuse("single", {"--output": output, "--saliency": saliency, "--group-size": group_size})
+        _refuse("single", {"--output": output, "--saliency": saliency, "--group-size": group_size,
+                           "--drop-eval": drop_eval})  # fmt: skip
     elif choice == "group" and (output or "ensemble") not in OUTPUTS:
         raise WsssError(f"unknown --output {output!r}; valid: {', '.join(OUTPUTS)}")
     elif saliency is not None and not saliency.is_dir():
@@ -243,7 +264,8 @@ def cam(
 
         assert checkpoint is not None
 
-        group, config = load_group_trained(checkpoint, resolve_device(device))
+        group, config = load_group_trained(checkpoint, resolve_device(device),
+                                           drop_eval=drop_eval or "expected")  # fmt: skip
         done = infer_group_cams(group, data, {output or "ensemble": out},
                                 group_size=group_size or config.group_size, seed=config.seed,
                                 scales=chosen, high_res=high_res, saliency=saliency,

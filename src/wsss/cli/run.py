@@ -12,6 +12,7 @@ from wsss.engine.runner import Stage, run_stages
 from wsss.errors import WsssError
 from wsss.io.rundir import RunDir
 from wsss.pipeline.config import apply_overrides, load_config
+from wsss.pipeline.preflight import check_run
 
 
 def parse_settings(settings: list[str]) -> dict[str, Any]:
@@ -59,6 +60,11 @@ def run(
     ),
     start: str | None = typer.Option(None, "--from", help="Rerun from this stage on."),
     only: str | None = typer.Option(None, help="Rerun this stage only."),
+    weights: Path | None = typer.Option(
+        None,
+        help="Folder (or file) of the ImageNet weights for every training stage: sets "
+        "cam.weights, group.weights and seg.weights (default: torch's cache).",
+    ),
     settings: list[str] = typer.Option(
         [], "--set", help="KEY=VALUE override of any dotted key (YAML value), e.g. cam.epochs=5."
     ),
@@ -67,10 +73,13 @@ def run(
     from wsss.pipeline.stages import STAGES, Context
 
     overrides = {"seed": seed, "data.train": train, "data.val": val, "data.size": size,
-                 "data.root": None if root is None else str(root)}  # fmt: skip
+                 "data.root": None if root is None else str(root),
+                 **{f"{s}.weights": None if weights is None else str(weights)
+                    for s in ("cam", "group", "seg")}}  # fmt: skip
     overrides.update(parse_settings(settings))
     resolved = apply_overrides(load_config(config), overrides)
     check_data_root(resolved, config)
+    check_run(resolved, out)  # every setting known, the ImageNet weights at hand
     rundir = RunDir(out)
     previous = rundir.load_config()
     if previous is not None and previous != resolved and not (start or only):

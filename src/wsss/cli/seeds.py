@@ -1,4 +1,5 @@
-"""``wsss seeds``: partial pseudo labels (IRNet or WSGCN scheme) from the CAM files of a split.
+"""``wsss seeds``: partial pseudo labels (IRNet, WSGCN or Group-WSSS scheme) from the CAM files
+of a split.
 
 Runs in one process or under ``torchrun --nproc_per_node N`` with the same arguments, and resumes
 when rerun (existing PNGs are kept).
@@ -16,7 +17,9 @@ from wsss.cli.common import console, open_dataset, state
 def seeds(
     cams: Path = typer.Option(..., help="Folder of <id>.npz CAM files (from wsss cam)."),
     out: Path = typer.Option(..., help="Folder of <id>.png seed labels (rerun to resume)."),
-    method: str = typer.Option("irnet", help="irnet (image size) or wsgcn (stride-4 size)."),
+    method: str = typer.Option(
+        "irnet", help="irnet (image size), wsgcn (stride-4 size) or group (image size)."
+    ),
     root: Path | None = typer.Option(None, help="Dataset root (or the dataset's env variable)."),
     dataset: str = typer.Option("auto", help="voc, coco, synthetic, ... or auto."),
     split: str = typer.Option("train", help="Split to make seeds for."),
@@ -43,7 +46,16 @@ def seeds(
         help="wsgcn: refined background probability above which it is confident (default 0.8).",
     ),
     variant: str | None = typer.Option(
-        None, help="wsgcn: 'spec' (the SPEC's rule, default) or 'code' (the authors' code)."
+        None, help="wsgcn, group: 'spec' (the SPEC's rule, default) or 'code' (the authors' code)."
+    ),
+    bg_score: float | None = typer.Option(
+        None, help="group: constant background score without saliency (default 0.25)."
+    ),
+    conflict: float | None = typer.Option(
+        None, help="group: pixels where several planes exceed it are unlabelled (default 0.9)."
+    ),
+    saliency: Path | None = typer.Option(
+        None, help="group: folder of <id>.png saliency maps; background = 1 - saliency."
     ),
     full_size: bool = typer.Option(
         False,
@@ -57,13 +69,14 @@ def seeds(
     from wsss.seeds import create_seeder, make_seeds
 
     given = dict(conf_fg=conf_fg, conf_bg=conf_bg, fg_alpha=fg_alpha, bg_alpha=bg_alpha, top=top,
-                 min_score=min_score, bg_threshold=bg_threshold, variant=variant)  # fmt: skip
+                 min_score=min_score, bg_threshold=bg_threshold, variant=variant,
+                 bg_score=bg_score, conflict=conflict)  # fmt: skip
     seeder = create_seeder(method, **{k: v for k, v in given.items() if v is not None})
     init_distributed(device)
     data = open_dataset(dataset, root, split)
     verbose = not state.quiet and is_main_process()
     done = make_seeds(data, cams, out, seeder, full_size=full_size, device=device,
-                      progress=verbose)  # fmt: skip
+                      progress=verbose, saliency=saliency)  # fmt: skip
     barrier()
     if verbose:
         skipped = done["shard"] - done["written"]

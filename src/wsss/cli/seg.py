@@ -58,6 +58,11 @@ def train_seg(
     superpixel: bool = typer.Option(
         True, "--superpixel/--no-superpixel", help="ES-CRF superpixel term."
     ),
+    weights: Path | None = typer.Option(
+        None,
+        help="ImageNet weights file, or a folder holding it (default: torch's cache, "
+        "$TORCH_HOME/hub/checkpoints; downloaded there when missing and online).",
+    ),
     workers: int = typer.Option(0, min=0, help="DataLoader worker processes per rank."),
     seed: int = typer.Option(0, min=0, help="Seed of initialisation, order and augmentation."),
     init: Path | None = typer.Option(
@@ -87,7 +92,7 @@ def train_seg(
     data = open_dataset(name, root, split)
     verbose = not state.quiet and is_main_process()
     final = train(config, out, dataset=data, device=device, workers=workers, progress=verbose,
-                  report=console.print if verbose else None)  # fmt: skip
+                  report=console.print if verbose else None, weights=weights)  # fmt: skip
     if verbose:
         console.print(f"wrote {final}")
 

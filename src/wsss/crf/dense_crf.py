@@ -11,6 +11,13 @@ filters with symmetric normalisation (paper eq. 4 and 6; the Potts penalty ``w [
 written as a reward ``w Q_i(l)`` that differs from it by a per-pixel constant). Both lattices are
 built once per call and reused in every iteration. The output is differentiable in the unary (and
 in tensor-valued compatibility weights).
+
+CRF-as-RNN's learnable form (Zheng et al., ICCV 2015) is available too: kernel weights per label
+(``w_g``, ``w_b`` of shape ``(L,)``) and a label-compatibility matrix ``mu`` (``label_compat``):
+
+    Q_{t+1} = softmax(-U - (w_g * K_g Q_t + w_b * K_b Q_t) mu^T)
+
+With ``mu = 1 - I`` (Potts) and scalar weights it is the update above (up to a per-pixel constant).
 """
 
 from __future__ import annotations
@@ -116,20 +123,23 @@ def _mean_field(
     kernels: tuple[GaussianKernel, GaussianKernel],
     compat: tuple[Tensor | None, Tensor | None],
     n_iter: int,
+    label_compat: Tensor | None = None,
 ) -> Tensor:
     """Mean-field updates on ``(N, B, L)`` unaries; returns ``(N, B, L)`` marginals.
 
-    Float compatibilities are folded into the kernels; tensor ones (``compat``) multiply here.
+    Float compatibilities are folded into the kernels; tensor ones (``compat``: scalars or one
+    weight per label) multiply here. ``label_compat`` (``(L, L)``, a penalty ``mu(l, l')``) turns
+    the weighted message ``m`` into ``-m mu^T`` (CRF-as-RNN's compatibility transform).
     """
     n, b, labels = unary.shape
     smooth, appearance = kernels
     unary = unary - unary.amin(-1, keepdim=True)  # softmax-invariant shift, see _softmax
-    scale = [1.0 if c is None else float(c.detach().abs()) for c in compat]
+    scale = [1.0 if c is None else float(c.detach().abs().max()) for c in compat]
     bound = smooth.peak * scale[0] + appearance.peak * scale[1]
     grad = torch.is_grad_enabled() and (
         unary.requires_grad or any(c is not None and c.requires_grad for c in compat)
     )
-    fast = bound < 60.0 and not grad
+    fast = bound < 60.0 and not grad and label_compat is None
     q = _softmax(torch.zeros_like(unary), unary, fast=fast)
     for _ in range(n_iter):
         msg = smooth.apply(q.view(n, b * labels)).view(n, b, labels)
@@ -139,6 +149,8 @@ def _mean_field(
         if compat[1] is not None:
             msg_b = msg_b * compat[1]
         msg = msg.add_(msg_b) if fast else msg + msg_b
+        if label_compat is not None:
+            msg = -(msg @ label_compat.T)
         q = _softmax(msg, unary, fast=fast)
     return q
 
@@ -153,6 +165,7 @@ def dense_crf(
     bilateral_sxy: float = 80.0,
     bilateral_srgb: float = 13.0,
     bilateral_compat: float | Tensor = 10.0,
+    label_compat: Tensor | None = None,
 ) -> Tensor:
     """Dense-CRF marginals by mean-field inference (Krähenbühl & Koltun 2011, algorithm 1).
 
@@ -171,6 +184,9 @@ def dense_crf(
         bilateral_sxy: Spatial std (pixels) of the appearance kernel.
         bilateral_srgb: Colour std (0-255 units) of the appearance kernel.
         bilateral_compat: Potts weight of the appearance kernel (a tensor may require grad).
+        label_compat: None (Potts), or CRF-as-RNN's label-compatibility matrix ``mu`` (a penalty;
+            ``1 - I`` is Potts); then the two weights above may also be ``(L,)`` tensors, one
+            weight per label.
 
     Returns:
         Marginal probabilities, same dtype as ``unary``.
@@ -194,6 +210,7 @@ def dense_crf(
         bilateral_sxy=bilateral_sxy,
         bilateral_srgb=bilateral_srgb,
         bilateral_compat=bilateral_compat,
+        label_compat=label_compat,
     )
     return q.view(h, w, b, labels).permute(2, 3, 0, 1).contiguous()
 
@@ -208,10 +225,14 @@ def _marginals(
     bilateral_sxy: float,
     bilateral_srgb: float,
     bilateral_compat: float | Tensor,
+    label_compat: Tensor | None = None,
 ) -> Tensor:
     """:func:`dense_crf` in the internal pixel-major layout ``(H W, B, L)``."""
     _check_inputs(image, unary, n_iter)
     b, labels, h, w = unary.shape
+    if label_compat is not None and tuple(label_compat.shape) != (labels, labels):
+        raise WsssError(f"label_compat must be ({labels}, {labels}) for {labels} labels, got "
+                        f"{tuple(label_compat.shape)}")  # fmt: skip
     compat = (gaussian_compat, bilateral_compat)
     folded = tuple(1.0 if isinstance(c, Tensor) else float(c) for c in compat)
     kernels = _kernels(
@@ -223,7 +244,8 @@ def _marginals(
     )
     tensors = tuple(c.to(unary) if isinstance(c, Tensor) else None for c in compat)
     u = unary.permute(2, 3, 0, 1).reshape(h * w, b, labels).contiguous()
-    return _mean_field(u, kernels, tensors, n_iter)  # type: ignore[arg-type]
+    mu = None if label_compat is None else label_compat.to(unary)
+    return _mean_field(u, kernels, tensors, n_iter, mu)  # type: ignore[arg-type]
 
 
 class DenseCRF(nn.Module):
@@ -238,6 +260,10 @@ class DenseCRF(nn.Module):
         bilateral_compat: Potts weight of the appearance kernel.
         trainable_compat: Make the two Potts weights learnable parameters (as in a CRF trained end
             to end, e.g. ES-CRF's "Joint-CRF" baseline).
+        num_labels: With ``trainable_compat``, learn CRF-as-RNN's parameters for ``L`` labels
+            instead: the two kernel weights per label (``compat``, ``(2, L)``, starting at the two
+            weights above) and the label-compatibility matrix (``label_compat``, ``(L, L)``,
+            starting at Potts ``1 - I``). None: two Potts weights.
 
     Shapes:
         image: ``(B, 3, H, W)``; unary: ``(B, L, H, W)``; output: ``(B, L, H, W)``.
@@ -253,24 +279,37 @@ class DenseCRF(nn.Module):
         bilateral_srgb: float = 13.0,
         bilateral_compat: float = 10.0,
         trainable_compat: bool = False,
+        num_labels: int | None = None,
     ) -> None:
         super().__init__()
+        if num_labels is not None and (not trainable_compat or num_labels < 1):
+            raise ValueError("num_labels needs trainable_compat and at least one label")
         self.n_iter = n_iter
         self.gaussian_sxy = gaussian_sxy
         self.bilateral_sxy = bilateral_sxy
         self.bilateral_srgb = bilateral_srgb
         self.trainable_compat = trainable_compat
+        self.num_labels = num_labels
         self._init_compat = (float(gaussian_compat), float(bilateral_compat))
         compat = torch.tensor(self._init_compat)
+        self.label_compat: nn.Parameter | None = None
+        if num_labels is not None:
+            compat = compat[:, None].repeat(1, num_labels)
+            self.label_compat = nn.Parameter(1 - torch.eye(num_labels))
         if trainable_compat:
             self.compat = nn.Parameter(compat)
         else:
             self.register_buffer("compat", compat)
 
     def reset_parameters(self) -> None:
-        """Restore the Potts weights given at construction."""
+        """Restore the weights given at construction (and Potts label compatibility)."""
         with torch.no_grad():
-            self.compat.copy_(torch.tensor(self._init_compat))
+            init = torch.tensor(self._init_compat)
+            self.compat.copy_(
+                init[:, None].expand_as(self.compat) if self.compat.ndim == 2 else init
+            )
+            if self.label_compat is not None:
+                self.label_compat.copy_(1 - torch.eye(self.label_compat.shape[0]))
 
     def forward(self, image: Tensor, unary: Tensor) -> Tensor:
         """Run mean-field inference; see :func:`dense_crf`."""
@@ -287,6 +326,7 @@ class DenseCRF(nn.Module):
             bilateral_sxy=self.bilateral_sxy,
             bilateral_srgb=self.bilateral_srgb,
             bilateral_compat=compat[1],
+            label_compat=self.label_compat,
         )
 
     def extra_repr(self) -> str:
@@ -294,7 +334,8 @@ class DenseCRF(nn.Module):
         return (
             f"n_iter={self.n_iter}, gaussian_sxy={self.gaussian_sxy}, gaussian_compat={g}, "
             f"bilateral_sxy={self.bilateral_sxy}, bilateral_srgb={self.bilateral_srgb}, "
-            f"bilateral_compat={b}, trainable_compat={self.trainable_compat}"
+            f"bilateral_compat={b}, trainable_compat={self.trainable_compat}, "
+            f"num_labels={self.num_labels}"
         )
 
 

@@ -15,11 +15,14 @@ class SavedConfig:
         TUPLE_FIELDS: Fields held as tuples (lists in JSON).
         OMIT_IF_NONE: Fields left out of :meth:`to_dict` when None, so that runs written before
             the field existed still resume (their checkpoints compare equal).
+        OMIT_AT: Fields left out of :meth:`to_dict` at these values (options added later whose
+            value before was this one, so that older runs still resume).
         DEFAULTS: Values of fields missing from an older run's dictionary.
     """
 
     TUPLE_FIELDS: ClassVar[tuple[str, ...]] = ("long_side",)
     OMIT_IF_NONE: ClassVar[tuple[str, ...]] = ()
+    OMIT_AT: ClassVar[dict[str, Any]] = {}
     DEFAULTS: ClassVar[dict[str, Any]] = {}
 
     def to_dict(self) -> dict[str, Any]:
@@ -29,6 +32,9 @@ class SavedConfig:
             out[name] = list(out[name])
         for name in self.OMIT_IF_NONE:
             if out[name] is None:
+                del out[name]
+        for name, value in self.OMIT_AT.items():
+            if out[name] == value:
                 del out[name]
         return out
 

@@ -208,6 +208,7 @@ class Training:
         final: Extra entries of ``final.pt`` beside ``model`` and ``config``.
         extra: Extra entries of every checkpoint (e.g. ``model_kind``).
         name: Prefix of the progress bar's description (e.g. ``irn``).
+        stage: What trains, for error messages (e.g. ``train-cam``).
     """
 
     module: nn.Module
@@ -221,6 +222,7 @@ class Training:
     final: Mapping[str, Any] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
     name: str = ""
+    stage: str = "training"
 
 
 @dataclass
@@ -249,7 +251,38 @@ def _resume(out: Path, job: Training) -> _State:
     return _State(int(state["epoch"]), int(state["iteration"]), step, sums, step > 0)
 
 
+def _check_finite_weights(job: Training, path: Path) -> None:
+    """Refuse to write ``path`` from a model with a non-finite weight or buffer."""
+    bad = [k for k, v in job.module.state_dict().items()
+           if v.is_floating_point() and not bool(torch.isfinite(v).all())]  # fmt: skip
+    if bad:
+        raise WsssError(f"{job.stage}: {len(bad)} non-finite weights (first: {bad[0]}); not written",
+                        path)  # fmt: skip
+
+
+def _check_step(job: Training, state: _State, loss: torch.Tensor, lr: float, out: Path) -> None:
+    """Stop at the first non-finite loss or gradient (before the optimiser applies it).
+
+    Raises:
+        WsssError: naming the stage, the step, the loss, the gradient norm and the learning rate.
+    """
+    grads = [p.grad for p in job.module.parameters() if p.grad is not None]
+    norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+    value = loss.detach().double()
+    bad = torch.stack([~torch.isfinite(value), ~torch.isfinite(norm.double())]).double()
+    if bool(all_reduce_sum(bad).sum() == 0):
+        return
+    raise WsssError(
+        f"{job.stage}: training diverged at step {state.iteration + 1} (epoch {state.epoch + 1}): "
+        f"loss {float(value):.4g}, gradient norm {float(norm):.4g}, lr {lr:.4g}; the step was not "
+        f"applied, no final model is written, the last checkpoint (if any) is kept",
+        out,
+        hint="lower the learning rate and rerun: training resumes from the checkpoint",
+    )
+
+
 def _save_checkpoint(out: Path, job: Training, state: _State) -> None:
+    _check_finite_weights(job, out / CHECKPOINT_FILE)
     content = {
         "model": job.module.state_dict(), "optimizer": job.optimizer.state_dict(),
         "epoch": state.epoch, "iteration": state.iteration, "rng": rng_state(),
@@ -307,6 +340,7 @@ def _run_epoch(
         result = job.step(model, batch)
         job.optimizer.zero_grad(set_to_none=True)
         result.loss.backward()
+        _check_step(job, state, result.loss, lr, out)
         job.optimizer.step()
         state.iteration += 1
         state.step += 1
@@ -393,6 +427,7 @@ def _write_final(out: Path, job: Training, ran: int) -> Path:
     """``final.pt`` (unless a finished run was only re-opened)."""
     final = out / FINAL_FILE
     if is_main_process() and not (final.is_file() and ran == 0):
+        _check_finite_weights(job, final)
         weights = {k: v.cpu() for k, v in unwrap(job.module).state_dict().items()}
         save_checkpoint(final, {"model": weights, "config": dict(job.config), **job.final})
     barrier()

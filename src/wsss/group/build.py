@@ -16,17 +16,19 @@ __all__ = ["build_group_model", "init_from_cam"]
 
 
 def build_group_model(
-    config: GroupTrainConfig, num_labels: int, *, pretrained: bool
-) -> GroupClassifier:
+    config: GroupTrainConfig, num_labels: int, *, pretrained: bool,
+    weights: str | Path | None = None,
+) -> GroupClassifier:  # fmt: skip
     """The :class:`~wsss.group.model.GroupClassifier` of ``config``."""
     backbone = backbones.create_backbone(
-        config.backbone, pretrained=pretrained, output_stride=config.output_stride
+        config.backbone, pretrained=pretrained, output_stride=config.output_stride, weights=weights
     )
     return GroupClassifier(
         backbone=backbone, num_labels=num_labels, reduction=config.reduction, steps=config.steps,
         gru_kernel=config.gru_kernel, graph_dropout=config.graph_dropout, delta_r=config.delta_r,
         delta_d=config.delta_d, drop_mode=config.drop_mode,  # type: ignore[arg-type]
-        freeze_bn=config.freeze_bn,
+        drop_form=config.drop_form, messages=config.messages,  # type: ignore[arg-type]
+        freeze_bn=config.freeze_bn, seed=config.seed,
     )  # fmt: skip
 
 

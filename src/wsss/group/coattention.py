@@ -7,9 +7,10 @@ combination of the positions of image ``j``. Positions are flattened row-major, 
 Messages only flow along edges of the adjacency (images sharing a class); the self edge has its
 own embedding (:mod:`wsss.group.self_attention`), so the diagonal carries no co-attention message.
 
-:func:`aggregated_messages` gives ``sum_j m_ji`` of every node (the co-attention part of eq. 8)
-without materialising the per-edge messages: the ``K`` images' positions are concatenated, so
-that the edges and the message sum are one matrix product each (the GNN's path).
+:func:`aggregated_messages` gives ``sum_j m_ji`` of every node (the co-attention part of eq. 8,
+or its ``mean`` / ``joint`` normalisation, :mod:`wsss.group.messages`) without materialising the
+per-edge messages: the ``K`` images' positions are concatenated, so that the edges and the
+message sum are one matrix product each (the GNN's path).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from torch import Tensor, nn
 
 from wsss.group.adjacency import neighbour_mask
 from wsss.group.checks import check_adjacency, check_matrix, check_nodes
+from wsss.group.messages import MessageNorm, check_norm, masked_softmax
 
 __all__ = ["CoAttention", "aggregated_messages", "coattention_edges", "edge_attention",
            "row_softmax_messages"]  # fmt: skip
@@ -106,15 +108,20 @@ def row_softmax_messages(h: Tensor, edges: Tensor, adjacency: Tensor) -> Tensor:
     return messages.reshape(b, k, k, c, height, width)
 
 
-def aggregated_messages(h: Tensor, p: Tensor, q: Tensor, adjacency: Tensor) -> Tensor:
-    """``sum_j m_ji`` over the neighbours ``j != i`` of every node (eqs. 5, 7 and the first sum
-    of eq. 8), equal to summing :func:`row_softmax_messages` over ``j`` along the edges.
+def aggregated_messages(
+    h: Tensor, p: Tensor, q: Tensor, adjacency: Tensor, norm: MessageNorm = "sum"
+) -> Tensor:
+    """``sum_j w_ij m_ji`` over the neighbours ``j != i`` of every node (eqs. 5, 7 and the first
+    sum of eq. 8), equal to :func:`~wsss.group.messages.message_sum` of
+    :func:`row_softmax_messages` with :func:`~wsss.group.messages.neighbour_weights`.
 
     Args:
         h: Node embeddings ``h^{t-1}``.
         p: Left low-rank factor ``P``.
         q: Right low-rank factor ``Q``.
         adjacency: The group graph; its diagonal is ignored.
+        norm: ``sum`` (eq. 8), ``mean`` over the neighbours, or ``joint`` (one softmax over the
+            positions of all neighbours; see :mod:`wsss.group.messages`).
 
     Returns:
         The co-attention message of every node, as a feature map.
@@ -125,15 +132,23 @@ def aggregated_messages(h: Tensor, p: Tensor, q: Tensor, adjacency: Tensor) -> T
     """
     check_nodes("aggregated_messages", h)
     check_adjacency("aggregated_messages", adjacency, h)
+    check_norm("aggregated_messages", norm)
     b, k, c, height, width = h.shape
     check_matrix("aggregated_messages: P", p, (c, p.shape[-1]))
     check_matrix("aggregated_messages: Q", q, p.shape)
     n = height * width
     flat = h.flatten(3).transpose(2, 3).reshape(b, k * n, c)  # all positions of the group
-    edges = (flat @ p) @ (flat @ q).transpose(1, 2)  # (B, KN, KN): e_ij as blocks
-    weights = torch.softmax(edges.view(b, k, n, k, n), dim=-1)  # row softmax within each block
-    keep = neighbour_mask(adjacency).to(weights.dtype)[:, :, None, :, None]
-    summed = (weights * keep).view(b, k * n, k * n) @ flat  # (B, KN, C)
+    edges = ((flat @ p) @ (flat @ q).transpose(1, 2)).view(b, k, n, k, n)  # e_ij as blocks
+    keep = neighbour_mask(adjacency)[:, :, None, :, None]  # (B, K, 1, K, 1)
+    if norm == "joint":  # one softmax over the positions of all neighbours
+        joint = keep.expand(b, k, 1, k, n).reshape(b, k, 1, k * n)
+        weights = masked_softmax(edges.reshape(b, k, n, k * n), joint, dim=-1)
+    else:  # row softmax within each block (eq. 7), summed or averaged over the neighbours
+        weights = torch.softmax(edges, dim=-1) * keep
+        if norm == "mean":
+            count = neighbour_mask(adjacency).sum(dim=2).clamp_min(1)  # (B, K)
+            weights = weights / count[:, :, None, None, None].to(weights.dtype)
+    summed = weights.reshape(b, k * n, k * n) @ flat  # (B, KN, C)
     return summed.view(b, k, n, c).transpose(2, 3).reshape(b, k, c, height, width)
 
 
@@ -177,9 +192,10 @@ class CoAttention(nn.Module):
         """Edge embeddings (eq. 5), ``(B, K, K, N, N)``."""
         return coattention_edges(h, self.p, self.q)
 
-    def aggregate(self, h: Tensor, adjacency: Tensor) -> Tensor:
-        """The summed message of every node, ``(B, K, C, H, W)`` (:func:`aggregated_messages`)."""
-        return aggregated_messages(h, self.p, self.q, adjacency)
+    def aggregate(self, h: Tensor, adjacency: Tensor, norm: MessageNorm = "sum") -> Tensor:
+        """The neighbours' message of every node, ``(B, K, C, H, W)``
+        (:func:`aggregated_messages`)."""
+        return aggregated_messages(h, self.p, self.q, adjacency, norm)
 
     def forward(self, h: Tensor, adjacency: Tensor) -> Tensor:
         check_nodes("CoAttention", h)

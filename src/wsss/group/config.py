@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from wsss.engine.config import SavedConfig, fill_preset, raise_first, recipe_checks
+from wsss.group.dropout import DROP_FORMS
+from wsss.group.messages import MESSAGE_NORMS
 from wsss.models import backbones
 
 __all__ = ["GROUP_PRESETS", "MODEL_KIND", "GroupTrainConfig", "checkpoint_kind", "default_epochs",
@@ -50,6 +52,9 @@ class GroupTrainConfig(SavedConfig):
         delta_r: Drop-rate threshold of eq. (10) (0.8).
         delta_d: Drop threshold of eq. (10) (0.7).
         drop_mode: Reading of eq. (10): ``binary`` or ``scaled``.
+        drop_form: Graph dropout as eq. (11) ``h s`` (``paper``) or ``(h s + h) / 2`` (the
+            authors' code, ``authors``).
+        messages: Neighbours' messages in eq. (8): ``sum`` (the paper), ``mean`` or ``joint``.
         lam: ``lambda`` of eq. (12) (0.4).
         epochs: Number of epochs (15).
         groups_per_batch: Groups per optimisation step over all processes (1: one group of
@@ -98,9 +103,12 @@ class GroupTrainConfig(SavedConfig):
     flip: bool
     seed: int
     init: str | None = None
+    drop_form: str = "paper"
+    messages: str = "sum"
 
-    #: runs written before the field existed still resume
+    #: runs written before these fields existed still resume
     OMIT_IF_NONE: ClassVar[tuple[str, ...]] = ("init",)
+    OMIT_AT: ClassVar[dict[str, Any]] = {"drop_form": "paper", "messages": "sum"}
 
 
 #: Paper settings (VGG16 / ResNet-101, 224 x 224 inputs) and the from-scratch CPU demo
@@ -134,12 +142,14 @@ def resolve_group_config(
     groups_per_batch: int = 1, lr: float | None = None, gnn_lr_mult: float = 10.0,
     weight_decay: float | None = None, momentum: float = 0.9, lr_step: int | None = None,
     lr_gamma: float = 0.1, crop: int | None = None, long_side: tuple[int, int] | None = None,
-    flip: bool = True, seed: int = 0, init: str | Path | None = None,
+    flip: bool = True, seed: int = 0, init: str | Path | None = None, drop_form: str = "paper",
+    messages: str = "sum", check_init: bool = True,
 ) -> GroupTrainConfig:  # fmt: skip
     """A :class:`GroupTrainConfig` with every None replaced by the backbone's preset.
 
     ``small`` takes :data:`GROUP_PRESETS` ``["small"]``, every other backbone ``["paper"]``;
-    with ``init`` the default epochs are the preset's ``init_epochs``.
+    with ``init`` the default epochs are the preset's ``init_epochs``. ``check_init=False`` skips
+    the check that the ``init`` file exists (a recipe listed before the run made it).
 
     Raises:
         WsssError: unknown backbone or an invalid value.
@@ -159,13 +169,14 @@ def resolve_group_config(
         graph_dropout=graph_dropout, delta_r=delta_r, delta_d=delta_d, drop_mode=drop_mode,
         lam=lam, groups_per_batch=groups_per_batch, gnn_lr_mult=gnn_lr_mult, momentum=momentum,
         lr_gamma=lr_gamma, flip=flip, seed=seed,
-        init=None if init is None else str(Path(init).resolve()), **values,
+        init=None if init is None else str(Path(init).resolve()), drop_form=drop_form,
+        messages=messages, **values,
     )  # fmt: skip
-    _validate(config)
+    _validate(config, check_init=check_init)
     return config
 
 
-def _validate(config: GroupTrainConfig) -> None:
+def _validate(config: GroupTrainConfig, *, check_init: bool = True) -> None:
     raise_first([
         *recipe_checks(config),
         (config.group_size >= 1, f"group size must be >= 1, got {config.group_size}"),
@@ -173,7 +184,9 @@ def _validate(config: GroupTrainConfig) -> None:
         (config.steps >= 1, f"message-passing steps must be >= 1, got {config.steps}"),
         (config.lr_step >= 1, f"lr step must be >= 1 epoch, got {config.lr_step}"),
         (config.drop_mode in ("binary", "scaled"), f"drop mode must be binary or scaled, not {config.drop_mode!r}"),
+        (config.drop_form in DROP_FORMS, f"graph dropout form must be one of {', '.join(DROP_FORMS)}, not {config.drop_form!r}"),
+        (config.messages in MESSAGE_NORMS, f"messages must be one of {', '.join(MESSAGE_NORMS)}, not {config.messages!r}"),
         (0 <= config.delta_r <= 1 and 0 <= config.delta_d <= 1, "delta_r and delta_d must lie in [0, 1]"),
-        (config.init is None or Path(config.init).is_file(), f"init checkpoint not found: {config.init}"),
+        (not check_init or config.init is None or Path(config.init).is_file(), f"init checkpoint not found: {config.init}"),
     ])  # fmt: skip
     backbones.check_backbone(config.backbone, pretrained=config.pretrained)

@@ -9,7 +9,8 @@ Per group and scale ``s``, every image (normalised) is resized (bilinear, antial
 shrinking) to ``round(s * H_max) x round(s * W_max)``, ``H_max, W_max`` the largest height and
 width in the group, so that the group stacks into one tensor (groups of equal-size images keep
 their aspect); the horizontally flipped images form a second group. The model runs in eval mode
-(graph dropout off) and gives the ReLU CAMs of both readouts. For every output, ``intermediate``
+(graph dropout replaced by its expectation over the random branch, or by the identity with
+``drop_eval="identity"``, :mod:`wsss.group.dropout`) and gives the ReLU CAMs of both readouts. For every output, ``intermediate``
 (``h^0``), ``graph`` (``h^T``) and ``ensemble`` (their average, the paper's self-ensembling),
 the map and its flipped-back twin are summed, resized to the image's stride-4 size and full size
 and summed over scales. As :mod:`wsss.cam.infer`: only the image's classes are kept, each map
@@ -45,6 +46,7 @@ from wsss.engine.training import load_checkpoint, resolve_device
 from wsss.errors import WsssError
 from wsss.group.build import build_group_model
 from wsss.group.config import MODEL_KIND, GroupTrainConfig, checkpoint_kind
+from wsss.group.dropout import DROP_EVAL_RULES
 from wsss.group.model import GroupClassifier
 from wsss.group.saliency import read_saliency, saliency_cams
 from wsss.group.sampler import InferenceGroup, dataset_labels, inference_groups
@@ -57,18 +59,23 @@ OUTPUTS: tuple[str, ...] = ("intermediate", "graph", "ensemble")
 
 
 def load_group_trained(
-    checkpoint: str | Path, device: str | torch.device = "cpu"
+    checkpoint: str | Path, device: str | torch.device = "cpu", *, drop_eval: str = "expected"
 ) -> tuple[GroupClassifier, GroupTrainConfig]:
     """The trained group classifier of a run (eval mode, on ``device``) and its configuration.
 
     Args:
         checkpoint: ``final.pt``, ``checkpoint.pt``, or a run directory (its ``final.pt``).
         device: Where to put the model.
+        drop_eval: The graph dropout layer at inference: ``expected`` (its mean over the random
+            branch, the features' training scale) or ``identity`` (left out).
 
     Raises:
-        WsssError: missing or unreadable file, a single-image CAM checkpoint, or weights that
-            do not fit the configuration.
+        WsssError: missing or unreadable file, a single-image CAM checkpoint, weights that
+            do not fit the configuration, or an unknown ``drop_eval``.
     """
+    if drop_eval not in DROP_EVAL_RULES:
+        raise WsssError(f"unknown graph dropout evaluation rule {drop_eval!r}; valid: "
+                        f"{', '.join(DROP_EVAL_RULES)}")  # fmt: skip
     path = Path(checkpoint)
     if path.is_dir():
         path = path / FINAL_FILE
@@ -86,6 +93,7 @@ def load_group_trained(
         model.load_state_dict(weights)
     except (KeyError, TypeError, RuntimeError) as err:
         raise WsssError(f"not a trained group model ({str(err)[:200]})", path) from None
+    model.gnn.set_drop_eval(drop_eval)  # type: ignore[arg-type]
     return model.to(device).eval(), config
 
 

@@ -14,9 +14,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from wsss.group.adjacency import label_adjacency
-from wsss.group.dropout import DropMode
+from wsss.group.dropout import DropEval, DropForm, DropMode
 from wsss.group.gnn import GroupGNN
+from wsss.group.messages import MessageNorm
 from wsss.group.readout import Readout
+from wsss.group.seeding import part_stream
 from wsss.models.backbones import Backbone
 
 __all__ = ["GroupCams", "GroupClassifier", "GroupLogits", "ensemble_cams", "group_loss"]
@@ -52,8 +54,15 @@ class GroupClassifier(nn.Module):
         delta_r: Drop-rate threshold (0.8).
         delta_d: Drop threshold (0.7).
         drop_mode: Reading of eq. (10) (``binary``).
+        drop_form: ``paper`` (``h s``, eq. 11) or ``authors`` (``(h s + h) / 2``).
+        drop_eval: Graph dropout in evaluation mode: ``expected`` or ``identity``
+            (:mod:`wsss.group.dropout`).
+        messages: ``sum`` (eq. 8), ``mean`` or ``joint`` (:mod:`wsss.group.messages`).
         freeze_bn: Keep the backbone's BatchNorms in eval mode with fixed affine parameters
             (for pretrained ResNets: a group of 4 images is a small batch).
+        seed: Initialise every GNN layer and readout from its own stream
+            (:mod:`wsss.group.seeding`), so that optional pieces never shift the initial weights
+            of the shared ones; None: the global stream.
 
     Shapes:
         images: ``(B, K, 3, H, W)`` (``B`` groups of ``K`` images); labels: ``(B, K, L)``
@@ -64,16 +73,21 @@ class GroupClassifier(nn.Module):
     def __init__(
         self, *, backbone: Backbone, num_labels: int, reduction: int = 4, steps: int = 3,
         gru_kernel: int = 1, graph_dropout: bool = True, delta_r: float = 0.8,
-        delta_d: float = 0.7, drop_mode: DropMode = "binary", freeze_bn: bool = False,
+        delta_d: float = 0.7, drop_mode: DropMode = "binary", drop_form: DropForm = "paper",
+        drop_eval: DropEval = "expected", messages: MessageNorm = "sum", freeze_bn: bool = False,
+        seed: int | None = None,
     ) -> None:  # fmt: skip
         super().__init__()
         channels = backbone.out_channels
         self.backbone = backbone
         self.gnn = GroupGNN(channels=channels, reduction=reduction, steps=steps,
                             gru_kernel=gru_kernel, graph_dropout=graph_dropout, delta_r=delta_r,
-                            delta_d=delta_d, drop_mode=drop_mode)  # fmt: skip
-        self.intermediate_readout = Readout(channels=channels, num_labels=num_labels)
-        self.graph_readout = Readout(channels=channels, num_labels=num_labels)
+                            delta_d=delta_d, drop_mode=drop_mode, drop_form=drop_form,
+                            drop_eval=drop_eval, messages=messages, seed=seed)  # fmt: skip
+        with part_stream(seed, "intermediate_readout"):
+            self.intermediate_readout = Readout(channels=channels, num_labels=num_labels)
+        with part_stream(seed, "graph_readout"):
+            self.graph_readout = Readout(channels=channels, num_labels=num_labels)
         self.num_labels = num_labels
         self.freeze_bn = freeze_bn
         for bn in self._frozen_bns():

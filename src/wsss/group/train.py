@@ -48,11 +48,14 @@ __all__ = ["FINAL_FILE", "GROUP_PRESETS", "MODEL_KIND", "GroupTrainConfig", "bui
 FINAL_FILE = loop.FINAL_FILE
 
 
-def _build(config: GroupTrainConfig, num_labels: int) -> GroupClassifier:
+def _build(
+    config: GroupTrainConfig, num_labels: int, weights: str | Path | None
+) -> GroupClassifier:
     """The model: ImageNet weights (rank 0 downloads first) unless started from ``init``."""
     download = config.pretrained and config.init is None
     module = loop.rank_zero_first(
-        lambda: build_group_model(config, num_labels, pretrained=download), download=download
+        lambda: build_group_model(config, num_labels, pretrained=download, weights=weights),
+        download=download,
     )
     if config.init is not None:
         init_from_cam(module, config.init)
@@ -64,7 +67,7 @@ def train_group(
     device: str = "cpu", workers: int = 0, progress: bool = True,
     report: Callable[[str], None] | None = None,
     checkpoint_every: int | None = None,
-    max_seconds: float | None = None,
+    max_seconds: float | None = None, weights: str | Path | None = None,
 ) -> Path:  # fmt: skip
     """Train (or resume training) the group classifier of ``config`` into the run directory.
 
@@ -90,7 +93,7 @@ def train_group(
     dev = loop.open_run(out, config.to_dict(), device=device, workers=workers, seed=config.seed,
                         check=check)  # fmt: skip
     num_labels = dataset.classes.num_labels
-    module = _build(config, num_labels).to(dev)
+    module = _build(config, num_labels, weights).to(dev)
     optimizer = make_sgd(module.param_groups(config.lr, config.gnn_lr_mult),
                          momentum=config.momentum, weight_decay=config.weight_decay)  # fmt: skip
     transform = TrainTransform(long_side=config.long_side, crop=config.crop, flip=config.flip,
@@ -121,6 +124,7 @@ def train_group(
         module=module, optimizer=optimizer,
         samples=SeededTrainSamples(dataset, transform, config.seed), batches=batches,
         step=step, set_lr=set_lr, epochs=config.epochs, config=config.to_dict(),
+        stage="train-cam --model group",
         final={"classes": list(dataset.classes.names), "num_labels": num_labels,
                "model_kind": MODEL_KIND},
         extra={"model_kind": MODEL_KIND},

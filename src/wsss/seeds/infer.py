@@ -11,6 +11,9 @@ Output size: IRNet seeds are made at the image size. WSGCN seeds are made at the
 ``full_size=True`` upsamples them to the image size (nearest, centre-aligned, see
 :func:`~wsss.seeds.resize.upsample_labels`), which ``wsss eval`` needs: it compares predictions
 with the ground truth at the GT's size and rejects any other size.
+
+Saliency (Group-WSSS seeds only): with ``saliency=DIR`` each image's ``DIR/<id>.png`` (greyscale,
+the image's size) is read and passed to the seed scheme as its background ``1 - S``.
 """
 
 from __future__ import annotations
@@ -77,14 +80,20 @@ def image_seeds(
     *,
     full_size: bool = False,
     device: str | torch.device = "cpu",
+    saliency: np.ndarray | None = None,
 ) -> np.ndarray:
     """The seed of one image, upsampled to the image size if ``full_size``.
+
+    ``saliency`` (``(H, W)`` in [0, 1]) is passed on to schemes that use it (Group-WSSS's).
 
     Shapes:
         image: ``(H, W, 3)`` uint8. Output: ``(H, W)`` uint8 for full-resolution schemes or with
         ``full_size``, else ``(ceil(H/4), ceil(W/4))``.
     """
-    label = seeder(image, cam, device=device)
+    if saliency is None:
+        label = seeder(image, cam, device=device)
+    else:
+        label = seeder(image, cam, device=device, saliency=saliency)  # type: ignore[call-arg]
     size = (image.shape[0], image.shape[1])
     if full_size and label.shape != size:
         label = upsample_labels(label, size)
@@ -100,6 +109,7 @@ def make_seeds(
     full_size: bool = False,
     device: str = "cpu",
     progress: bool = True,
+    saliency: str | Path | None = None,
 ) -> dict[str, int]:
     """Write ``<out>/<id>.png`` for this process's shard of ``dataset.ids``, skipping done ones.
 
@@ -111,13 +121,16 @@ def make_seeds(
         full_size: Upsample stride-4 seeds (WSGCN) to the image size; IRNet's already are.
         device: ``cpu``, ``cuda`` or ``cuda:<i>``: where the CRFs run.
         progress: Show a progress bar (rank 0).
+        saliency: Folder of ``<id>.png`` saliency maps (background ``1 - S``), for schemes that
+            use one (Group-WSSS's); None: none.
 
     Returns:
         ``{"shard": images of this process, "written": files written now}``.
 
     Raises:
-        WsssError: a dataset without background class, a missing CAM folder or any problem of a
-            CAM file (see :func:`read_cam_for_image`), or other options than the folder's seeds.
+        WsssError: a dataset without background class, a missing CAM or saliency folder, any
+            problem of a CAM file (see :func:`read_cam_for_image`) or saliency map, a saliency
+            folder for a scheme without saliency, or other options than the folder's seeds.
     """
     if not dataset.classes.has_background:
         raise WsssError(f"seeds need a dataset with a background class; {type(dataset).__name__} "
@@ -125,9 +138,16 @@ def make_seeds(
     cam_dir, out = Path(cam_dir), Path(out)
     if not cam_dir.is_dir():
         raise WsssError("CAM folder does not exist", cam_dir, hint="run `wsss cam` first")
+    if saliency is not None:
+        if not getattr(seeder, "uses_saliency", False):
+            raise WsssError(f"{seeder.name} seeds take no saliency maps (only group seeds do)")
+        if not Path(saliency).is_dir():
+            raise WsssError("saliency folder does not exist", saliency)
     dev = resolve_device(device)
     whole = full_size or seeder.full_resolution
     options = {**seeder_options(seeder), "size": "image" if whole else "cam"}
+    if saliency is not None:
+        options["saliency"] = str(Path(saliency).resolve())
     check_saved_settings(out / CONFIG_FILE, options, what="seeds", noun="options")
     info = dist_info()
     mine = shard(dataset.ids, info.rank, info.world)
@@ -142,6 +162,11 @@ def make_seeds(
             num_classes=num_classes,
             full_resolution=seeder.full_resolution,
         )
-        label = image_seeds(seeder, image, cam, full_size=full_size, device=dev)
+        sal = None
+        if saliency is not None:
+            from wsss.group.saliency import read_saliency
+
+            sal = read_saliency(Path(saliency) / f"{image_id}.png", image.shape[:2])
+        label = image_seeds(seeder, image, cam, full_size=full_size, device=dev, saliency=sal)
         write_label_png(out / f"{image_id}.png", label)
     return {"shard": len(mine), "written": len(todo)}

@@ -10,6 +10,7 @@ import torch
 
 from wsss.errors import WsssError
 from wsss.io.cams import CamFile
+from wsss.seeds.group import GroupSeeds
 from wsss.seeds.irnet import IrnetSeeds
 from wsss.seeds.wsgcn import WsgcnSeeds
 
@@ -29,9 +30,10 @@ class Seeder(Protocol):
 
 
 #: Method name -> seed scheme class (keyword-only options with the published defaults).
-SEED_METHODS: dict[str, type[IrnetSeeds] | type[WsgcnSeeds]] = {
+SEED_METHODS: dict[str, type[IrnetSeeds] | type[WsgcnSeeds] | type[GroupSeeds]] = {
     "irnet": IrnetSeeds,
     "wsgcn": WsgcnSeeds,
+    "group": GroupSeeds,
 }
 
 

@@ -83,8 +83,10 @@ class JointCRF(DeepLabV3Plus):
     """DeepLabV3+ whose scores go through mean-field dense-CRF layers, trained end to end.
 
     The output is ``log Q`` of the CRF marginals (unary ``-log_softmax`` of the network's scores,
-    the AffinityNet kernel parameters, learnable Potts weights, ``n_iter`` iterations at the input
-    resolution), so the same cross-entropy trains it. Arguments as :class:`DeepLabV3Plus`, plus
+    the AffinityNet kernel parameters, ``n_iter`` iterations at the input resolution), so the same
+    cross-entropy trains it. The CRF learns CRF-as-RNN's parameters (Zheng et al. 2015): a weight
+    per kernel and label, starting at AffinityNet's Potts weights 3 and 10, and the label
+    compatibility matrix, starting at Potts ``1 - I``. Arguments as :class:`DeepLabV3Plus`, plus
     ``n_iter``.
 
     Shapes:
@@ -93,7 +95,8 @@ class JointCRF(DeepLabV3Plus):
 
     def __init__(self, *, n_iter: int = 5, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.crf = DenseCRF(n_iter=n_iter, trainable_compat=True, **PRESETS["psa"])
+        self.crf = DenseCRF(n_iter=n_iter, trainable_compat=True, num_labels=self.num_classes,
+                            **PRESETS["psa"])  # fmt: skip
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 

@@ -19,7 +19,9 @@ from wsss.seg.registry import create_seg_model
 __all__ = ["build_seg_model", "initialise_from", "load_trained"]
 
 
-def build_seg_model(config: SegConfig, num_classes: int, *, pretrained: bool) -> SegmentationModel:
+def build_seg_model(
+    config: SegConfig, num_classes: int, *, pretrained: bool, weights: str | Path | None = None
+) -> SegmentationModel:
     """The network of ``config`` (``pretrained`` overrides the config: loading a trained run never
     downloads ImageNet weights)."""
     options: dict[str, Any] = {}
@@ -27,7 +29,7 @@ def build_seg_model(config: SegConfig, num_classes: int, *, pretrained: bool) ->
         options = {"pairwise": config.pairwise, "superpixel": config.superpixel}
     return create_seg_model(config.model, backbone=config.backbone, num_classes=num_classes,
                             pretrained=pretrained, output_stride=config.output_stride,
-                            freeze_bn=config.freeze_bn, **options)  # fmt: skip
+                            freeze_bn=config.freeze_bn, weights=weights, **options)  # fmt: skip
 
 
 def initialise_from(model: nn.Module, checkpoint: str | Path) -> int:

@@ -11,14 +11,22 @@ name               model
 =================  ================================================================================
 
 On the ``small`` backbone every head shrinks to fit a CPU (ASPP 64 channels, decoder 64, low level
-16, ES-CRF embedding 16 and keys pooled over 2x2 cells, GroupNorm everywhere; dilations scaled to
-its 16x16 maps at 128 px).
+16, ES-CRF keys pooled over 2x2 cells with 3 wavelengths per axis from 32 to 512 px, GroupNorm
+everywhere; dilations scaled to its 16x16 maps at 128 px).
+
+Optional modules (ES-CRF, Non-local) are built from a generator of their own (:func:`_own_stream`),
+so at one seed every head starts with the same shared weights as plain DeepLabV3+.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
 
 from wsss.models.backbones import DEFAULT_OUTPUT_STRIDES, Backbone, create_backbone
 from wsss.seg.comparisons import JointCRF, NonLocal
@@ -52,18 +60,37 @@ def _deeplabv3plus(backbone: Backbone, num_classes: int, *, freeze_bn: bool) -> 
                          **_v3plus_sizes(backbone))  # fmt: skip
 
 
+def _own_stream(build: Callable[[], nn.Module]) -> nn.Module:
+    """Build an optional module from a generator of its own, leaving the global one untouched.
+
+    The module's initialisation is seeded from ``torch.initial_seed()`` (the seed of the run) and
+    the global generator is restored afterwards, so a network with the module and one without it
+    start with the same backbone, ASPP, decoder and classifier and draw the same dropout masks:
+    the ablation's rows are paired with their baseline.
+    """
+    seed = int(np.random.SeedSequence([torch.initial_seed(), 1]).generate_state(1)[0])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
 def _escrf(
     backbone: Backbone, num_classes: int, *, freeze_bn: bool, pairwise: bool = True,
-    superpixel: bool = True, embed_channels: int | None = None, chunk: int = 1024,
-    key_stride: int | None = None,
+    superpixel: bool = True, chunk: int = 1024, kernel: str = "gaussian", **options: Any,
 ) -> SegmentationModel:  # fmt: skip
     sizes = _v3plus_sizes(backbone)
     channels = sizes.get("decoder_channels", 256)
     small = channels <= 64
-    embed = embed_channels or (16 if small else 32)
-    refine = ESCRF(channels=channels, embed_channels=embed, pairwise=pairwise,
-                   superpixel=superpixel, chunk=chunk,
-                   key_stride=key_stride or (2 if small else 1))  # fmt: skip
+    if kernel == "dot":  # the form before issue 19, for comparison
+        defaults: dict[str, Any] = {"embed_channels": 16 if small else 32, "num_frequencies": 8,
+                                    "wavelengths": (8.0, 1024.0)}  # fmt: skip
+    else:  # shortest wavelength: 4 key pitches (small: stride 4 x 2x2 pooled keys = 8 px)
+        defaults = {"num_frequencies": 3, "wavelengths": (32.0, 512.0)} if small else {}
+    defaults["key_stride"] = 2 if small else 1
+    values = {**defaults, **{k: v for k, v in options.items() if v is not None}}
+    refine = _own_stream(lambda: ESCRF(channels=channels, pairwise=pairwise,
+                                       superpixel=superpixel, chunk=chunk, kernel=kernel,
+                                       **values))  # fmt: skip
     return DeepLabV3Plus(backbone=backbone, num_classes=num_classes, freeze_bn=freeze_bn,
                          refine=refine, **sizes)  # fmt: skip
 
@@ -72,7 +99,8 @@ def _nonlocal(
     backbone: Backbone, num_classes: int, *, freeze_bn: bool, chunk: int = 1024
 ) -> SegmentationModel:
     sizes = _v3plus_sizes(backbone)
-    refine = NonLocal(channels=sizes.get("decoder_channels", 256), chunk=chunk)
+    channels = sizes.get("decoder_channels", 256)
+    refine = _own_stream(lambda: NonLocal(channels=channels, chunk=chunk))
     return DeepLabV3Plus(backbone=backbone, num_classes=num_classes, freeze_bn=freeze_bn,
                          refine=refine, **sizes)  # fmt: skip
 
@@ -96,7 +124,8 @@ SEG_MODELS: dict[str, Callable[..., SegmentationModel]] = {
 
 def create_seg_model(
     name: str, *, backbone: str, num_classes: int, pretrained: bool = False,
-    output_stride: int | None = None, freeze_bn: bool = False, **options: Any,
+    output_stride: int | None = None, freeze_bn: bool = False, weights: str | Path | None = None,
+    **options: Any,
 ) -> SegmentationModel:  # fmt: skip
     """Build the segmentation network ``name`` on the backbone ``backbone``.
 
@@ -104,12 +133,14 @@ def create_seg_model(
         name: A key of :data:`SEG_MODELS`.
         backbone: A key of :data:`~wsss.models.backbones.BACKBONES`.
         num_classes: Output classes ``K`` (background included).
-        pretrained: ImageNet weights for the backbone (torchvision's weights API).
+        pretrained: ImageNet weights for the backbone.
+        weights: Their file or folder (default: torch's cache; :mod:`wsss.models.weights`).
         output_stride: 8 or 16; None: the head's default (:data:`DEFAULT_SEG_OUTPUT_STRIDES`),
             and the backbone's own default for ``small``.
         freeze_bn: Keep the backbone's BatchNorm fixed.
-        options: Head options (``escrf``: ``pairwise``, ``superpixel``, ``embed_channels``,
-            ``chunk``, ``key_stride``).
+        options: Head options (``escrf``: ``pairwise``, ``superpixel``, ``chunk``, ``kernel``
+            and any other :class:`~wsss.seg.escrf.ESCRF` argument, e.g. ``key_stride``;
+            ``kernel="dot"`` builds the psi_p used before issue 19, for comparison).
 
     Raises:
         KeyError: unknown name (the message lists the valid ones) or backbone.
@@ -122,5 +153,7 @@ def create_seg_model(
         output_stride = (
             DEFAULT_OUTPUT_STRIDES["small"] if small else DEFAULT_SEG_OUTPUT_STRIDES[name]
         )
-    net = create_backbone(backbone, pretrained=pretrained, output_stride=output_stride)
+    net = create_backbone(
+        backbone, pretrained=pretrained, output_stride=output_stride, weights=weights
+    )
     return SEG_MODELS[name](net, num_classes, freeze_bn=freeze_bn, **options)

@@ -97,6 +97,7 @@ def train(
     config: SegConfig, out: str | Path, *, dataset: SegmentationDataset, device: str = "cpu",
     workers: int = 0, progress: bool = True, report: Callable[[str], None] | None = None,
     checkpoint_every: int | None = None, max_seconds: float | None = None,
+    weights: str | Path | None = None,
 ) -> Path:  # fmt: skip
     """Train (or resume) the segmentation network of ``config`` into the run directory ``out``.
 
@@ -121,7 +122,7 @@ def train(
                         check=check)  # fmt: skip
     num_classes = dataset.classes.num_classes
     module = loop.rank_zero_first(
-        lambda: build_seg_model(config, num_classes, pretrained=config.pretrained),
+        lambda: build_seg_model(config, num_classes, pretrained=config.pretrained, weights=weights),
         download=config.pretrained,
     )
     if dist_info().world > 1 and dev.type == "cuda":
@@ -145,7 +146,7 @@ def train(
 
     job = loop.Training(
         module=module, optimizer=optimizer, samples=make_samples(config, dataset, out), step=step,
-        epochs=config.epochs, config=config.to_dict(),
+        epochs=config.epochs, config=config.to_dict(), stage=f"train-seg {config.model}",
         final={"classes": list(dataset.classes.names), "num_classes": num_classes},
         **seeded_poly_plan(len(dataset), config, optimizer),
     )  # fmt: skip
