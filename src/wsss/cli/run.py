@@ -58,6 +58,9 @@ def run(
     root: Path | None = typer.Option(
         None, help="Dataset root: required by real datasets (voc, ...); synthetic is generated."
     ),
+    split: str | None = typer.Option(
+        None, help="Override pseudo.split: the split whose CAMs and pseudo labels are made."
+    ),
     start: str | None = typer.Option(None, "--from", help="Rerun from this stage on."),
     only: str | None = typer.Option(None, help="Rerun this stage only."),
     weights: Path | None = typer.Option(
@@ -70,16 +73,17 @@ def run(
     ),
 ) -> None:
     """Run every stage; rerunning skips finished stages and finishes interrupted ones."""
-    from wsss.pipeline.stages import STAGES, Context
+    from wsss.pipeline.stages import Context, pipeline_stages
 
     overrides = {"seed": seed, "data.train": train, "data.val": val, "data.size": size,
-                 "data.root": None if root is None else str(root),
+                 "data.root": None if root is None else str(root), "pseudo.split": split,
                  **{f"{s}.weights": None if weights is None else str(weights)
                     for s in ("cam", "group", "seg")}}  # fmt: skip
     overrides.update(parse_settings(settings))
     resolved = apply_overrides(load_config(config), overrides)
     check_data_root(resolved, config)
     check_run(resolved, out)  # every setting known, the ImageNet weights at hand
+    stages = pipeline_stages(resolved)
     rundir = RunDir(out)
     previous = rundir.load_config()
     if previous is not None and previous != resolved and not (start or only):
@@ -95,7 +99,7 @@ def run(
         if not state.quiet:
             console.print(f"[bold]{stage.name}[/bold]: {status}")
 
-    run_stages(STAGES, ctx, rundir, start=start, only=only, on_stage=announce)
+    run_stages(stages, ctx, rundir, start=start, only=only, on_stage=announce)
     report = rundir.path / "report.md"
     if not state.quiet and report.is_file():
         from rich.markdown import Markdown

@@ -59,7 +59,7 @@ def run_stages(
         if on_stage:
             on_stage(stage, "running")
         rundir.clear_stage(stage.name)
-        start_time = time.perf_counter()
+        start_time, start_cpu = time.perf_counter(), time.process_time()
         try:
             outputs = stage.run(context)
         except WsssError as err:
@@ -67,7 +67,8 @@ def run_stages(
                 f"stage {stage.name!r} failed: {err.problem}", err.path, err.hint
             ) from err
         times[stage.name] = time.perf_counter() - start_time
-        rundir.record_stage(stage.name, seconds=times[stage.name], outputs=outputs)
+        rundir.record_stage(stage.name, seconds=times[stage.name], outputs=outputs,
+                            cpu_seconds=time.process_time() - start_cpu)  # fmt: skip
         if on_stage:
             on_stage(stage, f"done in {times[stage.name]:.1f} s")
     return times

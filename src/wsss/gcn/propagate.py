@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from torch import nn
+
 from wsss.errors import WsssError
 from wsss.gcn.infer import GcnPropagator
 from wsss.gcn.losses import LossWeights
@@ -18,6 +20,7 @@ def create_gcn_propagator(
     features: str | None = None,
     affinity: str | Path | None = None,
     cam_checkpoint: str | Path | None = None,
+    backbone: nn.Module | None = None,
     crf: bool = True,
     steps: int = 250,
     entropy: float = 10.0,
@@ -35,7 +38,8 @@ def create_gcn_propagator(
     device: str = "cpu",
 ) -> GcnPropagator:
     """A GCN propagator; ``features`` defaults to ``affinity`` with an affinity run, else
-    ``backbone`` with a CAM checkpoint, else ``colour``.
+    ``backbone`` with a CAM checkpoint or a ``backbone`` (a :class:`~wsss.models.backbones.Backbone`
+    in eval mode, e.g. the ImageNet Lite0; it takes the checkpoint's place), else ``colour``.
 
     Raises:
         WsssError: an option that needs a network that was not given, or bad values.
@@ -44,8 +48,9 @@ def create_gcn_propagator(
 
     dev = resolve_device(device)
     if features is None:
-        features = "affinity" if affinity else "backbone" if cam_checkpoint else "colour"
-    affinity_model = backbone = None
+        has_backbone = cam_checkpoint or backbone is not None
+        features = "affinity" if affinity else "backbone" if has_backbone else "colour"
+    affinity_model = None
     run = ""
     if affinity is not None:
         from wsss.affinity.infer import load_affinity
@@ -55,7 +60,7 @@ def create_gcn_propagator(
             raise WsssError(f"the GCN graph needs an IRNet affinity run (stride 4), got "
                             f"{config.method!r}", affinity)  # fmt: skip
         run = str(affinity)
-    if cam_checkpoint is not None:
+    if cam_checkpoint is not None and backbone is None:
         from wsss.cam.infer import load_trained
 
         backbone = load_trained(cam_checkpoint, dev)[0].backbone

@@ -89,10 +89,20 @@ class RunDir:
         """Whether stage ``name`` finished in this run directory."""
         return self.manifest()["stages"].get(name, {}).get("status") == "done"
 
-    def record_stage(self, name: str, *, seconds: float, outputs: dict[str, Any]) -> None:
-        """Mark stage ``name`` finished, with its wall time and a summary of its outputs."""
+    def record_stage(
+        self,
+        name: str,
+        *,
+        seconds: float,
+        outputs: dict[str, Any],
+        cpu_seconds: float | None = None,
+    ) -> None:
+        """Mark stage ``name`` finished, with its wall time, the CPU time of this process (all its
+        threads) when given, and a summary of its outputs."""
         manifest = self.manifest()
-        manifest["stages"][name] = {"status": "done", "seconds": round(seconds, 3), **outputs}
+        cpu = {} if cpu_seconds is None else {"cpu_seconds": round(cpu_seconds, 3)}
+        manifest["stages"][name] = {"status": "done", "seconds": round(seconds, 3), **cpu,
+                                    **outputs}  # fmt: skip
         self._write_manifest(manifest)
 
     def clear_stage(self, name: str) -> None:

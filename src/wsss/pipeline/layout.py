@@ -18,8 +18,9 @@ from wsss.data.registry import create_dataset
 from wsss.errors import WsssError
 from wsss.io.rundir import RunDir
 
-__all__ = ["DEFAULT_SEG_VARIANTS", "PREDICTION_FOLDERS", "Context", "affinity_methods",
-           "affinity_run", "cam_dir", "eval_split", "gcn_dir", "gcn_variants", "group_train_dir",
+__all__ = ["CRF_LABEL", "DEFAULT_SEG_VARIANTS", "PREDICTION_FOLDERS", "Context",
+           "affinity_methods", "affinity_run", "cam_dir", "crf_dir", "eval_split", "gcn_dir",
+           "gcn_variants", "group_train_dir",
            "pseudo_label_folders", "pseudo_split", "rw_dir", "seed_dir", "seg_dir",
            "seg_prediction_folders", "seg_settings", "seg_variants", "train_split"]  # fmt: skip
 
@@ -110,6 +111,15 @@ def rw_dir(ctx: Any, method: str) -> Path:
     return ctx.path / "rw" / method
 
 
+#: Display name of the dense CRF of the CAMs (the ``crf`` stage).
+CRF_LABEL = "CAM + dCRF"
+
+
+def crf_dir(ctx: Any) -> Path:
+    """Folder of the label PNGs of the dense CRF of the CAMs (image size)."""
+    return ctx.path / "crf"
+
+
 def gcn_variants(ctx: Any) -> list[dict[str, Any]]:
     """The configured WSGCN variants (``gcn.variants``)."""
     return list(ctx.config.get("gcn", {}).get("variants", []))
@@ -124,7 +134,8 @@ def pseudo_label_folders(ctx: Any) -> dict[str, Path]:
     """Complete pseudo-label folders made so far, by display name (for scoring and the report)."""
     names = {"irn": "IRNet RW", "psa": "AffinityNet RW"}
     methods = affinity_methods(ctx)
-    folders = {names.get(m, f"{m} RW"): rw_dir(ctx, m) for m in methods if rw_dir(ctx, m).is_dir()}
+    folders = {CRF_LABEL: crf_dir(ctx)} if crf_dir(ctx).is_dir() else {}
+    folders |= {names.get(m, f"{m} RW"): rw_dir(ctx, m) for m in methods if rw_dir(ctx, m).is_dir()}
     for variant in gcn_variants(ctx):
         label = str(variant.get("label", variant["name"]))
         for crf, suffix in ((False, ""), (True, " + dCRF")):

@@ -16,20 +16,28 @@ __all__ = ["check_run", "weights_needed"]
 
 
 def weights_needed(ctx: Context | SimpleNamespace) -> list[tuple[str, str, str | None]]:
-    """``(stage, backbone, weights option)`` of every training stage that has not finished and
-    starts from torchvision ImageNet weights."""
+    """``(stage, backbone, weights option)`` of every training stage of the run's chain
+    (``stages``, default all) that has not finished and starts from torchvision ImageNet
+    weights."""
     config, needed = ctx.config, []
+    chain = config.get("stages")
+    runs = (lambda name: True) if chain is None else (lambda name: name in chain)
     cam = config.get("cam") or {}
-    if not (ctx.path / "cam_train" / "final.pt").is_file() and cam:
+    if runs("train_cam") and not (ctx.path / "cam_train" / "final.pt").is_file() and cam:
         backbone = str(cam.get("backbone", "resnet50"))
         if cam.get("pretrained", HAS_PRETRAINED.get(backbone, False)):
             needed.append(("train_cam", backbone, cam.get("weights")))
     group = config.get("group")
-    if group and not (group_train_dir(ctx) / "final.pt").is_file() and group.get("init") is None:
+    if (
+        runs("train_group")
+        and group
+        and not (group_train_dir(ctx) / "final.pt").is_file()
+        and group.get("init") is None
+    ):
         backbone = str(group.get("backbone", "small"))
         if group.get("pretrained", HAS_PRETRAINED.get(backbone, False)):
             needed.append(("train_group", backbone, group.get("weights")))
-    for variant in seg_variants(ctx) if config.get("seg") is not None else []:
+    for variant in seg_variants(ctx) if runs("train_seg") and config.get("seg") else []:
         s = {"backbone": "small", **seg_settings(ctx), **variant}
         if s.get("pretrained") and not (seg_dir(ctx, variant) / "train" / "final.pt").is_file():
             needed.append((f"train_seg ({variant['name']})", str(s["backbone"]), s.get("weights")))

@@ -51,17 +51,44 @@ def stage_random_walk(ctx: Any) -> dict[str, Any]:
     return written
 
 
+def _gcn_propagator(ctx: Any, variant: dict[str, Any]) -> Any:
+    """The GCN propagator of one configured variant; ``features: imagenet`` takes the node
+    features from the stages of Lite0's ImageNet backbone (no checkpoint)."""
+    from wsss.propagation.infer import create_propagator
+
+    method, features = variant.get("affinity"), variant.get("features")
+    extra: dict[str, Any] = {}
+    if features == "imagenet":
+        from wsss.cam.imagenet import DEFAULT_OUTPUT_STRIDE, imagenet_backbone
+        from wsss.engine.training import resolve_device
+
+        stride = int(ctx.config.get("cam", {}).get("output_stride") or DEFAULT_OUTPUT_STRIDE)
+        device = resolve_device(ctx.config["device"])
+        features = "backbone"
+        extra["backbone"] = imagenet_backbone(output_stride=stride, device=device)
+    return create_propagator(
+        "gcn",
+        graph=variant.get("graph", "sparse"),
+        features=features,
+        affinity=None if method is None else affinity_run(ctx, method),
+        crf=True,
+        seed=int(ctx.config["seed"]),
+        device=ctx.config["device"],
+        **extra,
+    )
+
+
 def stage_gcn(ctx: Any) -> dict[str, Any]:
     """WSGCN: a GCN trained per image on the WSGCN seeds over the graph of each configured
     variant (``config["gcn"]["variants"]``: ``name``, ``label``, ``graph`` sparse|dense|phi,
-    ``affinity``: the method whose run gives the graph and the node features). Each GCN is
-    trained once and its output written twice: argmax of the upsampled probabilities, and after
-    the dense CRF (the paper's table 2 rows "+dCRF")."""
+    ``affinity``: the method whose run gives the graph and the node features, ``features``:
+    colour|backbone|affinity|imagenet, default from the runs). Each GCN is trained once and its
+    output written twice: argmax of the upsampled probabilities, and after the dense CRF (the
+    paper's table 2 rows "+dCRF")."""
     from wsss.engine import dist_info, pending, shard
     from wsss.engine.progress import track
     from wsss.gcn.train import train_gcn
     from wsss.io.palette import write_label_png
-    from wsss.propagation.infer import create_propagator
     from wsss.seeds.infer import read_cam_for_image
 
     cfg = ctx.config["gcn"]
@@ -71,15 +98,7 @@ def stage_gcn(ctx: Any) -> dict[str, Any]:
     mine = shard(dataset.ids, info.rank, info.world)
     written = {}
     for variant in gcn_variants(ctx):
-        method = variant.get("affinity")
-        propagator: Any = create_propagator(
-            "gcn",
-            graph=variant.get("graph", "sparse"),
-            affinity=None if method is None else affinity_run(ctx, method),
-            crf=True,
-            seed=int(ctx.config["seed"]),
-            device=ctx.config["device"],
-        )
+        propagator = _gcn_propagator(ctx, variant)
         outs = {crf: gcn_dir(ctx, variant, crf=crf) for crf in (False, True)}
         missing: set[str] = set()
         for folder in outs.values():

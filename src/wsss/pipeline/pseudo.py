@@ -16,6 +16,7 @@ from wsss.engine import barrier
 from wsss.io.atomic import atomic_write_text
 from wsss.pipeline.layout import (
     cam_dir,
+    crf_dir,
     eval_split,
     pseudo_label_folders,
     pseudo_split,
@@ -24,8 +25,8 @@ from wsss.pipeline.layout import (
 )
 from wsss.pipeline.recipes import cam_recipe
 
-__all__ = ["cam_dir", "eval_split", "pseudo_split", "seed_dir", "stage_cam", "stage_pseudo_evaluate",
-           "stage_seeds", "stage_train_cam", "train_split"]  # fmt: skip
+__all__ = ["cam_dir", "eval_split", "pseudo_split", "seed_dir", "stage_cam", "stage_crf",
+           "stage_pseudo_evaluate", "stage_seeds", "stage_train_cam", "train_split"]  # fmt: skip
 
 
 def stage_train_cam(ctx: Any) -> dict[str, Any]:
@@ -42,10 +43,14 @@ def stage_train_cam(ctx: Any) -> dict[str, Any]:
 
 
 def stage_cam(ctx: Any) -> dict[str, Any]:
-    """Multi-scale, flipped CAMs of the pseudo-label split (SPEC section 1, inference)."""
+    """Multi-scale, flipped CAMs of the pseudo-label split (SPEC section 1, inference): of the
+    trained CAM classifier, or with ``cam.model: imagenet`` of Lite0's ImageNet head (no
+    training; ``cam.combine``, ``cam.output_stride``, ``cam.person_proxies`` as in ``wsss cam``)."""
     from wsss.cam.infer import infer_cams, load_trained
     from wsss.engine.training import resolve_device
 
+    if ctx.config["cam"].get("model", "trained") == "imagenet":
+        return _imagenet_cams(ctx)
     device = ctx.config["device"]
     model, _ = load_trained(ctx.path / "cam_train" / "final.pt", resolve_device(device))
     scales = tuple(float(s) for s in ctx.config["cam"]["scales"])
@@ -60,6 +65,40 @@ def stage_cam(ctx: Any) -> dict[str, Any]:
     )
     barrier()
     return {"cams": str(cam_dir(ctx)), **done}
+
+
+def _imagenet_cams(ctx: Any) -> dict[str, Any]:
+    from wsss.cam.imagenet import DEFAULT_COMBINE, DEFAULT_OUTPUT_STRIDE, infer_imagenet_cams
+
+    cfg = ctx.config["cam"]
+    done = infer_imagenet_cams(
+        ctx.dataset(pseudo_split(ctx)),
+        cam_dir(ctx),
+        combine=cfg.get("combine") or DEFAULT_COMBINE,
+        output_stride=int(cfg.get("output_stride") or DEFAULT_OUTPUT_STRIDE),
+        person_proxies=bool(cfg.get("person_proxies", True)),
+        scales=tuple(float(s) for s in cfg["scales"]),
+        device=ctx.config["device"],
+        progress=ctx.progress,
+    )
+    barrier()
+    return {"cams": str(cam_dir(ctx)), **done}
+
+
+def stage_crf(ctx: Any) -> dict[str, Any]:
+    """Dense CRF of the CAMs (``wsss refine --method crf``; ``config["crf"]``: ``bg_threshold``,
+    ``preset``, ``n_iter``, None for the refiner's defaults), complete labels of the
+    pseudo-label split in :func:`~wsss.pipeline.layout.crf_dir`."""
+    from wsss.engine.training import resolve_device
+    from wsss.propagation.infer import propagate
+    from wsss.refine import create_refiner
+
+    options = {k: v for k, v in (ctx.config.get("crf") or {}).items() if v is not None}
+    refiner = create_refiner("crf", device=resolve_device(ctx.config["device"]), **options)
+    done = propagate(ctx.dataset(pseudo_split(ctx)), cam_dir(ctx), crf_dir(ctx), refiner,
+                     progress=ctx.progress)  # fmt: skip
+    barrier()
+    return {"labels": str(crf_dir(ctx)), **done}
 
 
 def stage_seeds(ctx: Any) -> dict[str, Any]:

@@ -38,10 +38,12 @@ DICT: Spec = (dict,)
 
 #: Sections whose keys are fixed here (the trained sections add their trainer's options).
 SECTIONS: dict[str, dict[str, Spec]] = {
-    "": {"name": STR, "seed": INT, "device": STR},
+    "": {"name": STR, "seed": INT, "device": STR, "stages": (list, None)},
     "data": {"dataset": STR, "root": OPT_STR, "train": INT, "val": INT, "size": INT,
              "train_split": OPT_STR},
-    "cam": {"scales": LIST, "weights": OPT_STR},
+    "cam": {"scales": LIST, "weights": OPT_STR, "model": STR, "combine": OPT_STR,
+            "output_stride": OPT_INT, "person_proxies": BOOL},
+    "crf": {"bg_threshold": (float, None), "preset": OPT_STR, "n_iter": OPT_INT},
     "group": {"group_size": INT, "rounds": INT, "output": STR, "scales": LIST, "init": OPT_STR,
               "weights": OPT_STR, "drop_eval": STR},
     "pseudo": {"split": STR, "eval_split": OPT_STR},
@@ -56,7 +58,8 @@ SECTIONS: dict[str, dict[str, Spec]] = {
 }  # fmt: skip
 
 #: Keys of one ``gcn.variants`` entry, and of one ``seg.variants`` entry besides the seg options.
-GCN_VARIANT_KEYS: dict[str, Spec] = {"name": STR, "label": STR, "graph": STR, "affinity": OPT_STR}
+GCN_VARIANT_KEYS: dict[str, Spec] = {"name": STR, "label": STR, "graph": STR, "affinity": OPT_STR,
+                                     "features": OPT_STR}  # fmt: skip
 SEG_VARIANT_KEYS: dict[str, Spec] = {"name": STR, "label": STR, "head": STR, "weights": OPT_STR}
 
 #: Arguments of each trainer's ``resolve_*`` that the pipeline sets itself.

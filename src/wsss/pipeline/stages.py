@@ -1,8 +1,13 @@
-"""The stages of the main job, each reading the previous stages' files from the run directory."""
+"""The stages of the main job, each reading the previous stages' files from the run directory.
+
+:data:`STAGES` is the chain a configuration runs unless it lists its own: ``stages: [cam, seeds,
+...]`` names stages of :data:`STAGE_REGISTRY` (the ``photos`` configuration runs no training).
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -24,6 +29,7 @@ from wsss.pipeline.propagation import (
 )
 from wsss.pipeline.pseudo import (
     stage_cam,
+    stage_crf,
     stage_pseudo_evaluate,
     stage_seeds,
     stage_train_cam,
@@ -115,3 +121,27 @@ STAGES: list[Stage] = [
     Stage("evaluate", stage_evaluate, "mIoU and boundary F of every method on val"),
     Stage("report", stage_report, "report.md, metrics.json, figures"),
 ]
+
+#: Every stage by name: those of :data:`STAGES` and the ones only some chains run.
+STAGE_REGISTRY: dict[str, Stage] = {
+    **{stage.name: stage for stage in STAGES},
+    "crf": Stage("crf", stage_crf, "dense CRF of the CAMs (complete labels)"),
+}
+
+
+def pipeline_stages(config: Mapping[str, Any]) -> list[Stage]:
+    """The stage chain of a configuration: its ``stages`` list, in its order, else :data:`STAGES`.
+
+    Raises:
+        WsssError: ``stages`` is not a non-empty list of distinct names of :data:`STAGE_REGISTRY`.
+    """
+    names = config.get("stages")
+    if names is None:
+        return list(STAGES)
+    if not isinstance(names, list) or not names or len(set(map(str, names))) != len(names):
+        raise WsssError(f"stages must be a non-empty list of distinct stage names, got {names!r}")
+    unknown = [str(n) for n in names if n not in STAGE_REGISTRY]
+    if unknown:
+        raise WsssError(f"unknown stage(s) {', '.join(unknown)} in stages; valid names: "
+                        f"{', '.join(STAGE_REGISTRY)}")  # fmt: skip
+    return [STAGE_REGISTRY[n] for n in names]

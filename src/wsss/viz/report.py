@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from wsss.io.atomic import atomic_write_text
+from wsss.pipeline.layout import pseudo_split
 from wsss.viz.report_doc import Block, Figure, Heading, Text, to_markdown
 from wsss.viz.report_figures import cam_curve_plot, cam_grid, sample_grid
 from wsss.viz.report_html import to_html
@@ -58,6 +59,7 @@ def collect_metrics(ctx: Any) -> dict[str, Any]:
         "ablation": {"gcn": ablation} if ablation else {},
         "val": _read_json(ctx.path / "metrics" / "val.json"),
         "seconds": {k: v.get("seconds") for k, v in manifest["stages"].items()},
+        "cpu_seconds": {k: v.get("cpu_seconds") for k, v in manifest["stages"].items()},
     }
 
 
@@ -110,11 +112,10 @@ def _class_section(summary: dict[str, Any]) -> list[Block]:
     return blocks
 
 
-def _stage_intro(dataset: str) -> str:
-    text = (
-        "Pseudo labels are scored on the training split, segmentation on val; "
-        "the paper column gives the published PASCAL VOC 2012 numbers for reference"
-    )
+def _stage_intro(dataset: str, split: str, *, segmentation: bool) -> str:
+    scored = ("Pseudo labels are scored on the training split, segmentation on val" if segmentation
+              else f"Every row is scored on the images of split {split}")  # fmt: skip
+    text = f"{scored}; the paper column gives the published PASCAL VOC 2012 numbers for reference"
     if dataset == "voc":
         return text + "."
     return text + f" (this run is on {dataset}: they are not its expected values)."
@@ -128,23 +129,24 @@ def build_report(ctx: Any, summary: dict[str, Any]) -> list[Block]:
     has_curve = cam_curve_plot(pseudo, group_cam, curve)
     cams, samples = figures / "cams.png", figures / "samples.png"
     has_cams = cam_grid(ctx, cams)
-    sample_grid(ctx, samples)
+    has_samples = sample_grid(ctx, samples)
     data, evaluation = ctx.config["data"], ctx.config["evaluation"]
+    split = pseudo_split(ctx)
     return [
         Heading(f"wsss run report: {ctx.config.get('name', 'run')}", 1),
         Text(f"Dataset: {data['dataset']} at `{ctx.data_root}`; seed {ctx.config['seed']}."),
         Heading("mIoU stage by stage"),
-        Text(_stage_intro(data["dataset"])),
+        Text(_stage_intro(data["dataset"], split, segmentation=has_samples)),
         main_table(stage_rows(pseudo, group_cam, summary["val"])),
         *(_pseudo_section(pseudo, curve if has_curve else None) if pseudo else []),
         *_ablation_section(summary["ablation"].get("gcn", {})),
         *(_val_section(summary["val"], evaluation) if summary["val"] else []),
         *_class_section(summary),
         Heading("Samples"),
-        *([Figure(cams, "CAMs, seeds and pseudo labels (train samples)")] if has_cams else []),
-        Figure(samples, "val samples: ground truth and predictions"),
+        *([Figure(cams, f"CAMs, seeds and pseudo labels (split {split})")] if has_cams else []),
+        *([Figure(samples, "val samples: ground truth and predictions")] if has_samples else []),
         Heading("Seconds per stage"),
-        seconds_table(summary["seconds"]),
+        seconds_table(summary["seconds"], summary["cpu_seconds"]),
     ]
 
 

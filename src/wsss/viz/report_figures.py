@@ -71,9 +71,12 @@ def cam_grid(ctx: Any, out: Path) -> bool:
     return True
 
 
-def sample_grid(ctx: Any, out: Path) -> None:
-    """Image, GT and every val prediction (segmentation, baselines) of the sample val images."""
+def sample_grid(ctx: Any, out: Path) -> bool:
+    """Image, GT and every val prediction (segmentation, baselines) of the sample val images;
+    False when the run has no val predictions (a chain without segmentation)."""
     folders = ctx.predictions()
+    if not folders:
+        return False
     val = ctx.dataset("val")
     rows = []
     for image_id in _samples(ctx, val):
@@ -85,3 +88,4 @@ def sample_grid(ctx: Any, out: Path) -> None:
         rows.append(row)
     titles = ["image", "ground truth", *[n.split(" (")[0] for n in folders]]
     save_png(out, make_grid(rows, titles=titles, height=128))
+    return True

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from wsss.pipeline.layout import CRF_LABEL
 from wsss.viz.reference import Reference, paper_reference
 from wsss.viz.report_doc import Table, fmt, make_table
 
 #: Stages of the main table, in pipeline order.
-STAGE_ORDER = ("CAM", "seeds", "random walk", "GCN", "GCN + dCRF", "segmentation", "baseline")
+STAGE_ORDER = ("CAM", "seeds", "dense CRF", "random walk", "GCN", "GCN + dCRF", "segmentation",
+               "baseline")  # fmt: skip
 
 #: Val methods that are references rather than the pipeline's segmentation (name prefixes).
 BASELINE_PREFIXES = ("colour-only",)
@@ -30,6 +32,8 @@ class StageRow:
 
 
 def _label_stage(name: str) -> str:
+    if name == CRF_LABEL:
+        return "dense CRF"
     if name.endswith("RW"):
         return "random walk"
     return "GCN + dCRF" if name.endswith("+ dCRF") else "GCN"
@@ -172,8 +176,9 @@ def ablation_table(result: dict[str, Any]) -> Table:
     return make_table(header, rows, key="ablation")
 
 
-def seconds_table(seconds: dict[str, float | None]) -> Table:
-    """Seconds per stage and their total."""
-    rows = [[name, fmt(value)] for name, value in seconds.items()]
-    rows.append(["total", fmt(sum(v for v in seconds.values() if v is not None))])
-    return make_table(["stage", "seconds"], rows, key="seconds")
+def seconds_table(seconds: dict[str, float | None], cpu: dict[str, float | None]) -> Table:
+    """Wall-clock and CPU seconds (all threads of the process) per stage, and their totals."""
+    rows = [[name, fmt(value), fmt(cpu.get(name))] for name, value in seconds.items()]
+    totals = [sum(v for v in d.values() if v is not None) for d in (seconds, cpu)]
+    rows.append(["total", *map(fmt, totals)])
+    return make_table(["stage", "seconds", "CPU seconds"], rows, key="seconds")
