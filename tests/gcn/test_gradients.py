@@ -14,10 +14,13 @@ from wsss.gcn.train import DenseBlocks, GcnProblem, GcnSettings, train_gcn
 from wsss.graph.sparse import SparseOperator
 
 WEIGHTS = [
-    LossWeights(),
+    LossWeights(),  # the authors' entropy mean over entries
+    LossWeights(entropy_mean="nodes"),  # eq. (5) as printed
     LossWeights(entropy=0.0),
     LossWeights(laplacian=0.0, fg=False),
     LossWeights(laplacian=3.0, laplacian_on_log=True, bg=False),
+    LossWeights(entropy_mean="nodes", laplacian=0.5),
+    LossWeights(entropy=3.0, laplacian_on_log=True),
 ]
 
 
@@ -87,11 +90,13 @@ def _problem(seed: int, n: int = 30, k: int = 3) -> GcnProblem:
 
 
 @pytest.mark.parametrize("weights", WEIGHTS)
-def test_training_matches_autograd_training(weights):
+@pytest.mark.parametrize(("init", "outputs"), [("zero_output", 0), ("glorot", 0),
+                                               ("zero_output", 5)])  # fmt: skip
+def test_training_matches_autograd_training(weights, init, outputs):
     problems = [_problem(0), _problem(1, n=24, k=2)]
     problems = [dataclasses.replace(p, features=p.features.double(),
                                     adjacency=p.adjacency.double()) for p in problems]  # fmt: skip
-    settings = GcnSettings(steps=40, losses=weights)
+    settings = GcnSettings(steps=40, losses=weights, init=init, outputs=outputs)
     fast = train_gcn(problems, settings)
     slow = train_gcn(problems, dataclasses.replace(settings, gradients="autograd"))
     for f, s in zip(fast, slow, strict=True):
@@ -152,3 +157,18 @@ def test_narrow_threads_give_the_same_training(monkeypatch):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(threads)
+
+
+def test_laplacian_of_the_graph_matches_autograd():
+    """The paper's side experiment: eq. (6) on the pairs of A (not symmetric) instead of Phi."""
+    from wsss.gcn.graphs import adjacency_pairs
+
+    problem = dataclasses.replace(_problem(2), features=_problem(2).features.double())
+    a = problem.adjacency.to_dense().double()
+    a = a / a.sum(1, keepdim=True)  # row-normalised, like every A of wsss.gcn.graphs
+    problem = dataclasses.replace(problem, adjacency=a.to_sparse_csr(),
+                                  phi=adjacency_pairs(a.to_sparse_csr()))  # fmt: skip
+    settings = GcnSettings(steps=30, losses=LossWeights(laplacian=2.0))
+    fast = train_gcn([problem], settings)[0]
+    slow = train_gcn([problem], dataclasses.replace(settings, gradients="autograd"))[0]
+    assert (fast - slow).abs().max() < 1e-9

@@ -7,9 +7,11 @@ import warnings
 import torch
 
 from wsss.gcn.graphs import (
+    adjacency_pairs,
     dense_power_graph,
     normalize_adjacency,
     phi_graph,
+    phi_walk_graph,
     sparse_power_graph,
     symmetric_max,
     topk_rows,
@@ -76,3 +78,29 @@ def test_phi_graph_rows_sum_to_one():
     g = phi_graph(image).to_dense()
     assert torch.allclose(g.sum(1), torch.ones(30))
     assert (g > 0).sum(1).max() == 25
+
+
+def test_adjacency_pairs_give_the_double_sum_of_eq6():
+    gen = torch.Generator().manual_seed(3)
+    a = torch.rand(7, 7, generator=gen, dtype=torch.float64) * (
+        torch.rand(7, 7, generator=gen) < 0.5
+    )
+    a = a / a.sum(1, keepdim=True).clamp_min(1e-12)  # row-normalised: not symmetric
+    q = torch.rand(7, 3, generator=gen, dtype=torch.float64)
+    diff = ((q[:, None] - q[None]) ** 2).sum(-1)
+    expected = 0.5 * (a * diff).sum()
+    for matrix in (a, _dense_csr(a)):
+        src, dst, w = adjacency_pairs(matrix)
+        assert bool((src < dst).all())
+        assert torch.allclose((w * diff[src, dst]).sum(), expected)
+
+
+def test_phi_walk_graph_reaches_across_a_region_not_across_an_edge():
+    image = torch.zeros(12, 12, 3, dtype=torch.uint8)
+    image[:, 6:] = 255  # two flat halves
+    g = phi_walk_graph(image, variant="image", topk=16).to_dense()
+    assert torch.allclose(g.sum(1), torch.ones(144))
+    left = torch.arange(144).view(12, 12)[:, :6].reshape(-1)
+    reach = (g[0] > 0).nonzero().squeeze(1)
+    assert ((reach // 12 - 0) ** 2 + (reach % 12) ** 2).max() > 8  # beyond the 5x5 window
+    assert torch.isin(reach, left).all()  # the walk does not cross the colour edge

@@ -90,3 +90,18 @@ def test_laplacian_gradient_float64():
     op = laplacian_operator(src, dst, weight, 4)
     values = torch.rand(1, 4, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda v: laplacian_loss(v, op, torch.tensor([4])), (values,))
+
+
+def test_entropy_mean_over_entries_divides_by_the_outputs():
+    """The authors' code: a mean over |V_ig| x K entries (K from the class mask)."""
+    log_q = Q.log()[None].expand(2, -1, -1)
+    seeds = SEEDS.expand(2, -1)
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    plain = wsgcn_loss(log_q, seeds, weights=LossWeights(laplacian=0.0, entropy_mean="nodes"))[
+        "ent"
+    ]
+    entries = wsgcn_loss(log_q, seeds, weights=LossWeights(laplacian=0.0, entropy_mean="entries"),
+                         class_mask=mask)["ent"]  # fmt: skip
+    assert torch.allclose(entries, plain / torch.tensor([3.0, 2.0], dtype=torch.float64))
+    with pytest.raises(ValueError, match="entropy_mean"):
+        LossWeights(entropy_mean="pixels")

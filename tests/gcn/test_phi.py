@@ -50,3 +50,15 @@ def test_phi_matrix_symmetric_with_unit_diagonal():
     assert torch.equal(dense, dense.T)
     assert torch.all(dense.diagonal() == 1)
     assert (dense > 0).sum(1).max() == 25  # a full 5x5 window (interior pixel)
+
+
+def test_phi_image_variant_scales_colour_by_the_image():
+    image = torch.zeros(1, 3, 3)
+    image[0, 1, 0] = 10.0  # pairs (0,1), (1,2): 100 each; (0,2): 0
+    src, dst, weight = phi_edges(image, variant="image")
+    div = 2 * 200 / 3  # twice the mean squared colour difference of the three pairs
+    pairs = {(s, d): w for s, d, w in zip(src.tolist(), dst.tolist(), weight.tolist(), strict=True)}
+    assert pairs[(0, 1)] == pytest.approx(math.exp(-100 / div - 1 / 200), rel=1e-6)
+    assert pairs[(0, 2)] == pytest.approx(math.exp(-4 / 200), rel=1e-6)
+    flat = phi_edges(torch.zeros(2, 2, 3), variant="image")[2]
+    assert torch.isfinite(flat).all()  # a flat image has no colour term

@@ -122,7 +122,7 @@ def ablate_gcn(
                                    full_resolution=False)
                 for i, im in zip(group, images, strict=True)]  # fmt: skip
         present = [k for k, cam in enumerate(cams) if len(cam.keys)]
-        problems = [propagator.problem(images[k], cams[k]) for k in present]
+        problems = [propagator.problem(images[k], cams[k], image_id=group[k]) for k in present]
         copied = {name for name, src in reuse.items()
                   if all((src / f"{i}.png").is_file() for i in group)}  # fmt: skip
         needed = {repr(w) for name, w, _ in GCN_VARIANTS if name not in copied}

@@ -17,10 +17,11 @@ import typer
 #: ``(name, type, typer option)`` of every GCN option, in the order ``--help`` lists them.
 GCN_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
     ("graph", str | None, typer.Option(
-        None, help="gcn: phi (no network), sparse or dense T^(2^k) (default: sparse with "
-        "--affinity, else phi).")),
+        None, help="gcn: phi or phi_walk (no network; ours), sparse or dense T^(2^k) (default: "
+        "sparse with --affinity, else phi).")),
     ("features", str | None, typer.Option(
-        None, help="gcn: colour (no network), backbone or affinity (default: from the runs).")),
+        None, help="gcn: colour or rgbxy (no network), backbone or affinity (default: from the "
+        "runs).")),
     ("cam_checkpoint", Path | None, typer.Option(None, help="gcn: CAM run for backbone features.")),
     ("crf", bool, typer.Option(True, "--crf/--no-crf", help="gcn: dense CRF after upsampling.")),
     ("steps", int, typer.Option(250, min=1, help="gcn: training steps per image.")),
@@ -31,9 +32,23 @@ GCN_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
     ("laplacian_on_log", bool, typer.Option(
         False, "--laplacian-on-log",
         help="gcn: Laplacian loss on log q (the authors' code), not q.")),
-    ("phi_variant", str, typer.Option("paper", help="gcn: Phi of the paper or the authors' code.")),
+    ("entropy_mean", str, typer.Option(
+        "entries", help="gcn: entropy loss as a mean over the unlabelled nodes' entries, nodes x "
+        "outputs (entries, the authors' code) or over the nodes (nodes, eq. 5).")),
+    ("outputs", int, typer.Option(
+        21, min=0, help="gcn: outputs of every GCN (21: the paper's and the authors'; 0: 1 + "
+        "the image's classes).")),
+    ("init", str, typer.Option(
+        "zero_output", help="gcn: zero_output (W2 = 0, a uniform first prediction) or glorot.")),
+    ("laplacian_graph", str, typer.Option(
+        "phi", help="gcn: pairs of the Laplacian loss: phi (eq. 7) or adjacency (the GCN's graph "
+        "A, the paper's side experiment).")),
+    ("phi_variant", str, typer.Option(
+        "paper", help="gcn: Phi of the paper, the authors' code (colours/255, divisors 12, 20), "
+        "or image (colour scale from the image; ours).")),
     ("topk", int, typer.Option(32, min=1, help="gcn graph sparse: values kept per row.")),
-    ("seed", int, typer.Option(0, min=0, help="gcn: seed of every image's GCN.")),
+    ("seed", int, typer.Option(
+        0, min=0, help="gcn: run seed; each image's GCN is seeded from it and the image id.")),
 )  # fmt: skip
 
 

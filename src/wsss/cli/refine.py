@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import typer
 
 from wsss.cli.common import console, state
@@ -23,6 +24,11 @@ def refine(
     method: str = typer.Option("gcn", help="crf, rw or gcn."),
     num_classes: int = typer.Option(21, help="Class ids of the CAM files lie in 1..num_classes-1."),
     bg_threshold: float | None = typer.Option(None, help="crf: background score (0.15)."),
+    cam_floor: str = typer.Option(
+        "auto",
+        help="Background floor removed from the CAMs first: auto (the 5 % quantile of "
+        "the folder's max CAM values) or a number; 0 keeps them as given (the papers' setting).",
+    ),
     affinity: Path | None = typer.Option(
         None, help="rw: the train-affinity run; gcn: an IRNet run for graph sparse/dense."
     ),
@@ -32,7 +38,7 @@ def refine(
 ) -> None:
     """Turn CAMs made by any method into full-size label maps (0 background, no 255)."""
     from wsss.engine import barrier, init_distributed, is_main_process
-    from wsss.refine import create_refiner, refine_folder
+    from wsss.refine import background_warnings, create_refiner, refine_folder
 
     options: dict = {"device": device}
     if method == "crf":
@@ -45,9 +51,15 @@ def refine(
     refiner = create_refiner(method, **options)
     verbose = not state.quiet and is_main_process()
     done = refine_folder(images, cams, out, refiner, num_classes=num_classes,
-                         batch_size=batch_size, progress=verbose)  # fmt: skip
+                         batch_size=batch_size, progress=verbose, cam_floor=cam_floor)  # fmt: skip
     barrier()
+    if is_main_process():
+        for message in background_warnings(done["background_share"]):
+            typer.echo(f"warning: {message}; check the CAMs' calibration (--cam-floor) or "
+                       "--bg-threshold", err=True)  # fmt: skip
     if verbose:
         skipped = done["shard"] - done["written"]
+        share = np.median(list(done["background_share"].values()))
         console.print(f"{method} labels in {out} (rank 0: {done['written']} written, "
-                      f"{skipped} already there)")  # fmt: skip
+                      f"{skipped} already there; CAM floor removed {done['cam_floor']:.3f}, "
+                      f"median background share {share:.1%})")  # fmt: skip

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 __all__ = ["FEATURE_KINDS", "affinity_features", "backbone_features", "colour_features"]
 
-FEATURE_KINDS: tuple[str, ...] = ("colour", "backbone", "affinity")
+FEATURE_KINDS: tuple[str, ...] = ("colour", "backbone", "affinity", "rgbxy")
 
 
 def colour_features(image: np.ndarray | Tensor, cams: Tensor) -> Tensor:

@@ -62,7 +62,8 @@ class LossCoefficients:
     Attributes:
         ce: ``1/|V_fg|`` or ``1/|V_bg|`` per seed node (0 where the term is off, and elsewhere).
         target: ``ce`` at each node's seed output (one-hot, scaled).
-        entropy: ``beta1 / |V_ig|`` per unlabelled node (0 elsewhere).
+        entropy: ``beta1 / |V_ig|`` per unlabelled node (0 elsewhere); ``beta1 / (|V_ig| K_b)``
+            with ``entropy_mean="entries"``.
         laplacian: ``2 beta2 / |V_b|`` per image (0 when the term is off).
         logit_bias: 0 for existing outputs, :data:`~wsss.gcn.model.MASKED_LOGIT` for the others.
         class_mask: Existing outputs as 0/1.
@@ -99,8 +100,11 @@ class LossCoefficients:
         target.scatter_(1, torch.where(fg | bg, seeds, 0).unsqueeze(1), ce)
         nodes = (seeds != PADDING).sum(1).clamp_min(1).to(dtype)
         mask = class_mask[:, :, None].to(dtype)
+        entropy = per_node(seeds == UNLABELLED, weights.entropy)
+        if weights.entropy_mean == "entries":
+            entropy = entropy / mask.sum(1, keepdim=True)
         return cls(
-            ce=ce, target=target, entropy=per_node(seeds == UNLABELLED, weights.entropy),
+            ce=ce, target=target, entropy=entropy,
             laplacian=(2 * weights.laplacian / nodes)[:, None, None],
             logit_bias=(1 - mask) * MASKED_LOGIT, class_mask=mask, on_log=weights.laplacian_on_log,
         )  # fmt: skip

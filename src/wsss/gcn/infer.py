@@ -10,7 +10,10 @@ once (:meth:`GcnPropagator.label_batch`, one block-diagonal GCN training):
    ``T^(2^k)`` of an IRNet affinity network;
 3. node features ``V`` (:mod:`wsss.gcn.features`): ``colour`` (no network), ``backbone``,
    ``affinity``;
-4. the GCN trained on the losses of eqs. (2)-(7) (:func:`~wsss.gcn.train.train_gcn`);
+4. the GCN trained on the losses of eqs. (2)-(7) (:func:`~wsss.gcn.train.train_gcn`), with the
+   Laplacian loss on ``Phi`` (the paper) or on ``A`` (``laplacian_graph="adjacency"``, the paper's
+   side experiment); each image's GCN draws its weights and dropout masks from its own seed,
+   :func:`image_seed` of the propagator's seed and the image id;
 5. ``Q`` upsampled bilinearly to the image size (``align_corners=True``, as the authors), the
    dense CRF (:data:`wsss.crf.PRESETS` ``wsgcn``: Gaussian 3/3, bilateral 50/5/3, 10
    iterations) when ``crf``, and the argmax over background and the image's classes.
@@ -19,6 +22,7 @@ once (:meth:`GcnPropagator.label_batch`, one block-diagonal GCN training):
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,7 +34,14 @@ from torch import Tensor, nn
 from wsss.crf import PRESETS, dense_crf, unary_from_probs
 from wsss.data.transforms import normalize_image
 from wsss.gcn.features import FEATURE_KINDS, affinity_features, backbone_features, colour_features
-from wsss.gcn.graphs import GRAPH_KINDS, dense_power_graph, phi_graph, sparse_power_graph
+from wsss.gcn.graphs import (
+    GRAPH_KINDS,
+    adjacency_pairs,
+    dense_power_graph,
+    phi_graph,
+    phi_walk_graph,
+    sparse_power_graph,
+)
 from wsss.gcn.phi import phi_edges
 from wsss.gcn.train import GcnProblem, GcnSettings, train_gcn
 from wsss.graph.sparse import affinity_matrix
@@ -40,7 +51,26 @@ from wsss.io.palette import IGNORE_INDEX
 from wsss.seeds.resize import downscale_image
 from wsss.seeds.wsgcn import WsgcnSeeds
 
-__all__ = ["GcnPropagator", "seeds_to_outputs", "upsample_probs"]
+__all__ = ["LAPLACIAN_GRAPHS", "GcnPropagator", "image_seed", "seeds_to_outputs", "upsample_probs"]
+
+#: The pairs of the Laplacian loss (eq. 6): ``phi`` (eq. 7, the paper) or ``adjacency`` (the GCN's
+#: graph ``A``: the paper's side experiment, 66.3 instead of 68.0 mIoU).
+LAPLACIAN_GRAPHS: tuple[str, ...] = ("phi", "adjacency")
+
+
+def image_seed(seed: int, image_id: str | None = None, image: np.ndarray | None = None) -> int:
+    """The seed of one image's GCN: a 63-bit hash of the run's ``seed`` and the image id (or, when
+    no id is given, the image's pixels), so images start from different weights and dropout
+    masks, and the same image always from the same ones, in any batch or process."""
+    digest = hashlib.blake2b(f"wsss-gcn:{seed}:".encode(), digest_size=8)
+    if image_id is not None:
+        digest.update(b"id:" + image_id.encode("utf-8"))
+    elif image is not None:
+        arr = np.ascontiguousarray(image)
+        digest.update(b"px:" + str(arr.shape).encode() + arr.tobytes())
+    else:
+        raise ValueError("image_seed needs an image id or the image")
+    return int.from_bytes(digest.digest(), "little") >> 1
 
 
 def seeds_to_outputs(seeds: np.ndarray, keys: Sequence[int] | np.ndarray) -> Tensor:
@@ -81,7 +111,8 @@ class GcnPropagator:
         exp_times: ``T^(2^exp_times)`` (8).
         topk: Values kept per row of the sparse graph.
         phi_variant: ``paper`` or ``code`` for ``Phi`` (graph and Laplacian loss).
-        seed: Seed of every image's GCN.
+        laplacian_graph: ``phi`` or ``adjacency`` (:data:`LAPLACIAN_GRAPHS`).
+        seed: The run's seed; each image's GCN gets :func:`image_seed` of it and the image id.
         device: Where to compute.
         run: Name of the affinity / CAM run (recorded in the options).
     """
@@ -103,6 +134,7 @@ class GcnPropagator:
         exp_times: int = 8,
         topk: int = 32,
         phi_variant: str = "paper",
+        laplacian_graph: str = "phi",
         seed: int = 0,
         device: torch.device | str = "cpu",
         run: str = "",
@@ -111,16 +143,20 @@ class GcnPropagator:
             raise ValueError(f"graph must be one of {GRAPH_KINDS}, got {graph!r}")
         if features not in FEATURE_KINDS:
             raise ValueError(f"features must be one of {FEATURE_KINDS}, got {features!r}")
-        if (graph != "phi" or features == "affinity") and affinity_model is None:
+        if (graph not in ("phi", "phi_walk") or features == "affinity") and affinity_model is None:
             raise ValueError(f"graph {graph!r} / features {features!r} need an affinity network")
         if features == "backbone" and backbone is None:
             raise ValueError("features 'backbone' need a CAM backbone")
+        if laplacian_graph not in LAPLACIAN_GRAPHS:
+            raise ValueError(f"laplacian_graph must be one of {LAPLACIAN_GRAPHS}, got "
+                             f"{laplacian_graph!r}")  # fmt: skip
         self.graph, self.features, self.crf = graph, features, crf
         self.settings = settings or GcnSettings()
         self.seeder = seeder or WsgcnSeeds()
         self.affinity_model, self.backbone = affinity_model, backbone
         self.beta, self.exp_times, self.topk = beta, exp_times, topk
         self.phi_variant, self.seed, self.run = phi_variant, seed, run
+        self.laplacian_graph = laplacian_graph
         self.device = torch.device(device)
 
     def options(self) -> dict[str, Any]:
@@ -129,17 +165,23 @@ class GcnPropagator:
         return {
             "method": self.name, "graph": self.graph, "features": self.features, "crf": self.crf,
             "run": self.run, "beta": self.beta, "exp_times": self.exp_times, "topk": self.topk,
-            "phi_variant": self.phi_variant, "seed": self.seed, "hidden": s.hidden,
+            "phi_variant": self.phi_variant, "laplacian_graph": self.laplacian_graph,
+            "seed": self.seed, "image_seeds": "blake2b(seed, image id)", "hidden": s.hidden,
             "dropout": s.dropout, "lr": s.lr, "weight_decay": s.weight_decay, "steps": s.steps,
-            "losses": dataclasses.asdict(s.losses), "seeds": dataclasses.asdict(self.seeder),
+            "init": s.init, "outputs": s.outputs, "losses": dataclasses.asdict(s.losses),
+            "seeds": dataclasses.asdict(self.seeder),
         }  # fmt: skip
 
     def _normalized(self, image: np.ndarray) -> Tensor:
         return normalize_image(image).to(self.device)
 
     def _adjacency(self, image: np.ndarray, small: np.ndarray) -> Tensor:
-        if self.graph == "phi":
-            return phi_graph(torch.from_numpy(small).to(self.device), variant=self.phi_variant)
+        if self.graph in ("phi", "phi_walk"):
+            tensor = torch.from_numpy(small).to(self.device)
+            if self.graph == "phi":
+                return phi_graph(tensor, variant=self.phi_variant)
+            return phi_walk_graph(tensor, variant=self.phi_variant, exp_times=self.exp_times,
+                                  topk=self.topk)  # fmt: skip
         from wsss.affinity.infer import image_affinity
 
         aff = image_affinity(self.affinity_model, self._normalized(image), radius=5)  # type: ignore[arg-type]
@@ -155,14 +197,18 @@ class GcnPropagator:
     def _features(self, image: np.ndarray, small: np.ndarray, cams: Tensor) -> Tensor:
         if self.features == "colour":
             return colour_features(small, cams).to(self.device)
+        if self.features == "rgbxy":
+            return colour_features(small, cams)[:, :5].contiguous().to(self.device)
         if self.features == "backbone":
             return backbone_features(self.backbone, self._normalized(image), small.shape[:2])  # type: ignore[arg-type]
         return affinity_features(self.affinity_model, self._normalized(image))  # type: ignore[arg-type]
 
     def problem(
-        self, image: np.ndarray, cam: CamFile, seeds: np.ndarray | None = None
-    ) -> GcnProblem:
-        """The GCN problem of one image (seeds from the CAMs unless given).
+        self, image: np.ndarray, cam: CamFile, seeds: np.ndarray | None = None, *,
+        image_id: str | None = None,
+    ) -> GcnProblem:  # fmt: skip
+        """The GCN problem of one image (seeds from the CAMs unless given); its GCN's seed is
+        :func:`image_seed` of the propagator's seed and ``image_id`` (without one: the pixels).
 
         Shapes:
             image: ``(H, W, 3)`` uint8; seeds: ``(ceil(H/4), ceil(W/4))`` uint8 class ids.
@@ -174,14 +220,17 @@ class GcnPropagator:
         if seeds.shape != grid:
             raise ValueError(f"seeds {seeds.shape} do not match the CAM grid {grid}")
         cams = torch.from_numpy(np.asarray(cam.cams, dtype=np.float32))
-        losses = self.settings.losses
-        phi = None
-        if losses.laplacian:
-            phi = phi_edges(torch.from_numpy(small).to(self.device), variant=self.phi_variant)  # type: ignore[arg-type]
+        adjacency = self._adjacency(image, small)
+        pairs = None
+        if self.settings.losses.laplacian and self.laplacian_graph == "adjacency":
+            pairs = adjacency_pairs(adjacency)
+        elif self.settings.losses.laplacian:
+            pairs = phi_edges(torch.from_numpy(small).to(self.device), variant=self.phi_variant)  # type: ignore[arg-type]
         features = self._features(image, small, cams)
-        return GcnProblem(adjacency=self._adjacency(image, small), features=features,
+        return GcnProblem(adjacency=adjacency, features=features,
                           seeds=seeds_to_outputs(seeds, cam.keys).to(self.device),
-                          num_outputs=1 + len(cam.keys), phi=phi, seed=self.seed)  # fmt: skip
+                          num_outputs=1 + len(cam.keys), phi=pairs,
+                          seed=image_seed(self.seed, image_id, image))  # fmt: skip
 
     def finish(
         self, image: np.ndarray, cam: CamFile, probs: Tensor, *, crf: bool | None = None
@@ -203,9 +252,12 @@ class GcnPropagator:
         images: Sequence[np.ndarray],
         cams: Sequence[CamFile],
         seeds: Sequence[np.ndarray | None] | None = None,
+        ids: Sequence[str] | None = None,
     ) -> list[np.ndarray]:
-        """Label maps of several images, their GCNs trained at once (block-diagonal graph)."""
+        """Label maps of several images, their GCNs trained at once (block-diagonal graph); the
+        images' ``ids`` seed their GCNs (without them: their pixels)."""
         given = seeds if seeds is not None else [None] * len(images)
+        names = list(ids) if ids is not None else [None] * len(images)
         out: list[np.ndarray | None] = [None] * len(images)
         todo = []
         for i, (image, cam) in enumerate(zip(images, cams, strict=True)):
@@ -213,11 +265,13 @@ class GcnPropagator:
                 out[i] = np.zeros(image.shape[:2], dtype=np.uint8)
             else:
                 todo.append(i)
-        problems = [self.problem(images[i], cams[i], given[i]) for i in todo]
+        problems = [self.problem(images[i], cams[i], given[i], image_id=names[i]) for i in todo]
         for i, probs in zip(todo, train_gcn(problems, self.settings), strict=True):
             out[i] = self.finish(images[i], cams[i], probs)
         return out  # type: ignore[return-value]
 
-    def __call__(self, image: np.ndarray, cam: CamFile) -> np.ndarray:
+    def __call__(
+        self, image: np.ndarray, cam: CamFile, *, image_id: str | None = None
+    ) -> np.ndarray:
         """The ``(H, W)`` uint8 label map of an ``(H, W, 3)`` uint8 image."""
-        return self.label_batch([image], [cam])[0]
+        return self.label_batch([image], [cam], ids=None if image_id is None else [image_id])[0]

@@ -9,7 +9,9 @@ summed for training, so each image's parameters get exactly the gradient they wo
 
 * eq. (3) ``l_fg = -1/|V_fg| sum_{i in V_fg} log (q_i)_{p_i}``
 * eq. (4) ``l_bg = -1/|V_bg| sum_{i in V_bg} log (q_i)_0``
-* eq. (5) ``l_ent = -1/|V_ig| sum_{i in V_ig} sum_c (q_i)_c log (q_i)_c``
+* eq. (5) ``l_ent = -1/|V_ig| sum_{i in V_ig} sum_c (q_i)_c log (q_i)_c``; the authors' code
+  takes the mean over the ``|V_ig| K`` entries instead (``entropy_mean="entries"``; ``K = 21``
+  there, an effective ``beta1`` of 10/21)
 * eq. (6) ``l_lp = 1/(2|V|) sum_i sum_j Phi_ij ||q_i - q_j||^2`` (each unordered pair once,
   so ``1/|V|``), with ``Phi`` of eq. (7) (:mod:`wsss.gcn.phi`)
 * eq. (2) ``l = l_fg + l_bg + beta1 l_ent + beta2 l_lp``, ``beta1 = 10``, ``beta2 = 0.01``
@@ -27,6 +29,7 @@ from torch import Tensor
 from wsss.graph.sparse import SparseOperator, csr_from_coo
 
 __all__ = [
+    "ENTROPY_MEANS",
     "PADDING",
     "UNLABELLED",
     "LossWeights",
@@ -42,6 +45,8 @@ __all__ = [
 UNLABELLED = 255
 #: Seed value of a padding slot (not a node of the image).
 PADDING = -1
+#: ``nodes``: eq. (5), a mean over ``|V_ig|``; ``entries``: over ``|V_ig| K`` (authors' code).
+ENTROPY_MEANS: tuple[str, ...] = ("nodes", "entries")
 
 
 def _check(log_q: Tensor, seeds: Tensor) -> None:
@@ -155,6 +160,9 @@ class LossWeights:
         entropy: ``beta1`` (10); 0 turns ``l_ent`` off.
         laplacian: ``beta2`` (0.01); 0 turns ``l_lp`` off.
         laplacian_on_log: Apply eq. (6) to ``log q`` as the authors' code does, not to ``q``.
+        entropy_mean: ``entries`` (the authors' code, the default: divided also by the number
+            of outputs ``K`` of the image's GCN, 21 by default, so an effective ``beta1`` of
+            10/21) or ``nodes`` (eq. 5 as printed); chosen by measurement (``docs/gcn.md``).
     """
 
     fg: bool = True
@@ -162,6 +170,12 @@ class LossWeights:
     entropy: float = 10.0
     laplacian: float = 0.01
     laplacian_on_log: bool = False
+    entropy_mean: str = "entries"
+
+    def __post_init__(self) -> None:
+        if self.entropy_mean not in ENTROPY_MEANS:
+            raise ValueError(f"entropy_mean must be one of {ENTROPY_MEANS}, got "
+                             f"{self.entropy_mean!r}")  # fmt: skip
 
 
 def wsgcn_loss(
@@ -180,7 +194,8 @@ def wsgcn_loss(
         weights: Switches and weights of the terms.
         laplacian: :func:`laplacian_operator` of the ``Phi`` pairs for ``l_lp``; required when
             ``weights.laplacian > 0``.
-        class_mask: Outputs that exist per image (for ``laplacian_on_log``).
+        class_mask: Outputs that exist per image (for ``laplacian_on_log``, and ``K`` of
+            ``entropy_mean="entries"``; default: all ``K`` outputs).
 
     Returns:
         ``{"total", "fg", "bg", "ent", "lp"}``, each ``(B,)`` (0 for terms that are off).
@@ -196,6 +211,10 @@ def wsgcn_loss(
         "ent": entropy_loss(log_q, seeds) if weights.entropy else zero,
         "lp": zero,
     }
+    if weights.entropy and weights.entropy_mean == "entries":
+        outputs = (log_q.new_full((log_q.shape[0],), log_q.shape[2]) if class_mask is None
+                   else class_mask.sum(1).to(log_q.dtype))  # fmt: skip
+        terms["ent"] = terms["ent"] / outputs
     if weights.laplacian:
         if laplacian is None:
             raise ValueError("the Laplacian loss needs the Phi Laplacian (laplacian=...)")

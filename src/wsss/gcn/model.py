@@ -21,10 +21,13 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Adjacency", "BatchedGCN", "gcn_forward"]
+__all__ = ["INITS", "Adjacency", "BatchedGCN", "gcn_forward"]
 
 #: Logit of outputs an image does not have (its softmax probability is exactly 0).
 MASKED_LOGIT = -1e9
+#: ``zero_output``: Glorot ``W1``, ``W2 = 0`` (the first prediction is uniform, so the seeds, not
+#: the draw, decide which way each node goes); ``glorot``: both Glorot-uniform (Kipf & Welling).
+INITS: tuple[str, ...] = ("zero_output", "glorot")
 
 
 class Adjacency(Protocol):
@@ -73,7 +76,7 @@ def gcn_forward(
 
 
 class BatchedGCN(nn.Module):
-    """Per-image GCN weights for ``B`` images (eq. 1), Glorot-uniform initialised per image.
+    """Per-image GCN weights for ``B`` images (eq. 1), initialised per image (:data:`INITS`).
 
     Args:
         in_features: ``D_b`` of each image (features padded with zeros to ``D = max D_b``), or
@@ -82,6 +85,7 @@ class BatchedGCN(nn.Module):
             ``K = max K_b`` outputs, the rest masked.
         hidden: Hidden width (16).
         dropout: Dropout probability of the hidden layer (0.3).
+        init: ``zero_output`` or ``glorot`` (:data:`INITS`).
 
     Shapes:
         forward: ax ``(B, N, D)`` -> ``(B, N, K)`` log-probabilities.
@@ -93,13 +97,16 @@ class BatchedGCN(nn.Module):
 
     def __init__(
         self, *, in_features: int | Sequence[int], num_outputs: Sequence[int], hidden: int = 16,
-        dropout: float = 0.3,
+        dropout: float = 0.3, init: str = "zero_output",
     ) -> None:  # fmt: skip
         super().__init__()
         if not num_outputs or min(num_outputs) < 1:
             raise ValueError(f"need at least one image with >= 1 output, got {num_outputs}")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        self.init = init
         self.num_outputs = [int(k) for k in num_outputs]
         b, k = len(self.num_outputs), max(self.num_outputs)
         widths = [in_features] * b if isinstance(in_features, int) else list(in_features)
@@ -116,7 +123,8 @@ class BatchedGCN(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self, generators: Sequence[torch.Generator]) -> None:
-        """Glorot-uniform weights, image ``b``'s drawn from ``generators[b]`` (CPU generators)."""
+        """Initial weights, image ``b``'s drawn from ``generators[b]`` (CPU generators): Glorot-uniform
+        ``W1``, and ``W2`` Glorot-uniform (``glorot``) or zero (``zero_output``, no draw)."""
         if len(generators) != self.w1.shape[0]:
             raise ValueError(f"{len(generators)} generators for {self.w1.shape[0]} images")
         h = self.hidden
@@ -125,7 +133,8 @@ class BatchedGCN(nn.Module):
         shapes = zip(generators, self.in_features, self.num_outputs, strict=True)
         for b, (gen, d, k) in enumerate(shapes):
             self.w1[b, :d] = _glorot((d, h), gen).to(self.w1)
-            self.w2[b, :, :k] = _glorot((h, k), gen).to(self.w2)
+            if self.init == "glorot":
+                self.w2[b, :, :k] = _glorot((h, k), gen).to(self.w2)
 
     def dropout_mask(self, sizes: Sequence[int], generators: Sequence[torch.Generator]) -> Tensor:
         """The scaled keep mask ``(B, H, N)`` (hidden units first) of one training step; image

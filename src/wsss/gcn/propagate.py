@@ -26,6 +26,10 @@ def create_gcn_propagator(
     entropy: float = 10.0,
     laplacian: float = 0.01,
     laplacian_on_log: bool = False,
+    entropy_mean: str = "entries",
+    laplacian_graph: str = "phi",
+    init: str = "zero_output",
+    outputs: int = 21,
     phi_variant: str = "paper",
     topk: int = 32,
     beta: float = 10.0,
@@ -61,11 +65,18 @@ def create_gcn_propagator(
 
         backbone = load_trained(cam_checkpoint, dev)[0].backbone
         run = run or str(cam_checkpoint)
-    losses = LossWeights(entropy=entropy, laplacian=laplacian, laplacian_on_log=laplacian_on_log)
     try:
+        losses = LossWeights(
+            entropy=entropy,
+            laplacian=laplacian,
+            laplacian_on_log=laplacian_on_log,
+            entropy_mean=entropy_mean,
+        )
+        settings = GcnSettings(steps=steps, losses=losses, init=init, outputs=outputs)
         return GcnPropagator(graph=graph, features=features, crf=crf, affinity_model=affinity_model,
-                             backbone=backbone, settings=GcnSettings(steps=steps, losses=losses),
-                             topk=topk, beta=beta, exp_times=exp_times, phi_variant=phi_variant,
-                             seed=seed, device=dev, run=run)  # fmt: skip
+                             backbone=backbone, settings=settings, topk=topk, beta=beta,
+                             exp_times=exp_times, phi_variant=phi_variant,
+                             laplacian_graph=laplacian_graph, seed=seed, device=dev,
+                             run=run)  # fmt: skip
     except ValueError as err:
         raise WsssError(f"bad GCN options: {err}") from None

@@ -24,7 +24,7 @@ from wsss.gcn.gradients import (
     narrow_threads,
 )
 from wsss.gcn.losses import PADDING, UNLABELLED, LossWeights, laplacian_operator, wsgcn_loss
-from wsss.gcn.model import BatchedGCN
+from wsss.gcn.model import INITS, BatchedGCN
 from wsss.graph.sparse import SparseOperator, _csr
 
 __all__ = ["GcnProblem", "GcnSettings", "train_gcn"]
@@ -43,6 +43,11 @@ class GcnSettings:
         losses: The terms of eq. (2) and their weights.
         gradients: ``closed_form`` (:mod:`wsss.gcn.gradients`, about 2x faster on a CPU) or
             ``autograd`` (the reference it is tested against); the same maths.
+        init: ``zero_output`` (``W2 = 0``: the first prediction is uniform) or ``glorot``
+            (:data:`~wsss.gcn.model.INITS`).
+        outputs: Outputs of every image's GCN (21: the paper's and the authors' code's, VOC's
+            classes), the ones past the image's ``K`` = 1 + its classes fitting no seed; the
+            result is renormalised over the image's ``K``. 0: ``K`` outputs per image.
     """
 
     hidden: int = 16
@@ -52,11 +57,17 @@ class GcnSettings:
     steps: int = 250
     losses: LossWeights = field(default_factory=LossWeights)
     gradients: Literal["closed_form", "autograd"] = "closed_form"
+    init: str = "zero_output"
+    outputs: int = 21
 
     def __post_init__(self) -> None:
         if self.gradients not in ("closed_form", "autograd"):
             raise ValueError(f"gradients must be 'closed_form' or 'autograd', got "
                              f"{self.gradients!r}")  # fmt: skip
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+        if self.outputs < 0:
+            raise ValueError(f"outputs must be 0 (the image's K) or positive, got {self.outputs}")
 
 
 @dataclass
@@ -175,7 +186,8 @@ def train_gcn(problems: Sequence[GcnProblem], settings: GcnSettings | None = Non
         settings: Training settings (defaults: the paper's).
 
     Returns:
-        For each problem, ``Q`` of eq. (1) after training (eval mode, no dropout): ``(N, K)``.
+        For each problem, ``Q`` of eq. (1) after training (eval mode, no dropout) over its ``K``
+        outputs: ``(N, K)``.
 
     Raises:
         ValueError: inconsistent shapes, or the Laplacian loss on without ``phi`` pairs.
@@ -193,8 +205,9 @@ def train_gcn(problems: Sequence[GcnProblem], settings: GcnSettings | None = Non
     if s.losses.laplacian and laplacian is None:
         raise ValueError("the Laplacian loss (beta2 > 0) needs the Phi pairs of every problem")
     widths = [p.features.shape[1] for p in problems]
-    model = BatchedGCN(in_features=widths, num_outputs=[p.num_outputs for p in problems],
-                       hidden=s.hidden, dropout=s.dropout).to(ax)  # fmt: skip
+    outputs = [max(p.num_outputs, s.outputs) for p in problems]
+    model = BatchedGCN(in_features=widths, num_outputs=outputs, hidden=s.hidden,
+                       dropout=s.dropout, init=s.init).to(ax)  # fmt: skip
     generators = [torch.Generator().manual_seed(p.seed) for p in problems]
     model.reset_parameters(generators)
     # the fused kernel: one call per step instead of ~10 small ops per tensor (0.85 -> 0.04 ms)
@@ -221,7 +234,8 @@ def train_gcn(problems: Sequence[GcnProblem], settings: GcnSettings | None = Non
             optimizer.step()
     with torch.no_grad():
         q = model(ax, adjacency).exp()
-    return [
-        q[b, :size, : p.num_outputs]
-        for b, (size, p) in enumerate(zip(sizes, problems, strict=True))
-    ]
+    out = [q[b, :size, : p.num_outputs] for b, (size, p) in enumerate(zip(sizes, problems,
+                                                                           strict=True))]  # fmt: skip
+    if all(k == p.num_outputs for k, p in zip(outputs, problems, strict=True)):
+        return out
+    return [x / x.sum(1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny) for x in out]

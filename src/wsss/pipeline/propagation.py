@@ -114,7 +114,8 @@ def stage_gcn(ctx: Any) -> dict[str, Any]:
                                        full_resolution=False)
                     for i, im in zip(group, images, strict=True)]  # fmt: skip
             with_classes = [k for k, cam in enumerate(cams) if len(cam.keys)]
-            problems = [propagator.problem(images[k], cams[k]) for k in with_classes]
+            problems = [propagator.problem(images[k], cams[k], image_id=group[k])
+                        for k in with_classes]  # fmt: skip
             probs = dict(zip(with_classes, train_gcn(problems, propagator.settings), strict=True))
             for k, image_id in enumerate(group):
                 for crf, out in outs.items():

@@ -203,7 +203,7 @@ def propagate(
     info = dist_info()
     mine = shard(dataset.ids, info.rank, info.world)
     todo = pending(mine, lambda i: out / f"{i}.png")
-    batched = hasattr(propagator, "label_batch") and batch_size > 1
+    batched = hasattr(propagator, "label_batch")  # with the ids, which seed the GCNs
     bar = track(todo, description=f"{propagator.name} labels", total=len(todo), enabled=progress)
     group: list[tuple[str, np.ndarray, CamFile]] = []
     for k, image_id in enumerate(bar):
@@ -217,7 +217,8 @@ def propagate(
             continue
         try:
             if batched:
-                labels = propagator.label_batch([g[1] for g in group], [g[2] for g in group])
+                labels = propagator.label_batch([g[1] for g in group], [g[2] for g in group],
+                                                ids=[g[0] for g in group])  # fmt: skip
             else:
                 labels = [propagator(group[0][1], group[0][2])]
         except ValueError as err:

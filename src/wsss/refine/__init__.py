@@ -3,9 +3,17 @@
 from wsss.refine.infer import (
     REFINERS,
     CamCrfRefiner,
+    background_warnings,
     create_refiner,
     find_image,
     refine_folder,
 )
 
-__all__ = ["REFINERS", "CamCrfRefiner", "create_refiner", "find_image", "refine_folder"]
+__all__ = [
+    "REFINERS",
+    "CamCrfRefiner",
+    "background_warnings",
+    "create_refiner",
+    "find_image",
+    "refine_folder",
+]

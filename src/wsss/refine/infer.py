@@ -6,6 +6,13 @@ maps at the image size, written atomically for this process's exact shard of the
 (``RANK`` / ``WORLD_SIZE``); existing PNGs are skipped, so a rerun resumes. The refiner's options
 are saved as ``<out>/refine.json``.
 
+Before refining, the folder's background floor is removed from the CAMs
+(:mod:`wsss.refine.calibration`, ``cam_floor="auto"``), so that the refiners' background
+thresholds, the papers' values for IRNet-like CAMs, hold for CAMs of another calibration;
+``cam_floor=0`` keeps the CAMs as given. :func:`refine_folder` returns the share of pixels each
+image's label map gives to the background, and :func:`background_warnings` names the images
+where it is extreme.
+
 =========  ===========================================================================
 ``crf``    :class:`CamCrfRefiner`: dense CRF of ``[background plane, CAMs]``
 ``rw``     the IRNet / AffinityNet random walk (needs ``affinity``: a train-affinity run)
@@ -29,13 +36,13 @@ from wsss.engine import dist_info, pending, shard
 from wsss.engine.progress import track
 from wsss.errors import WsssError
 from wsss.io.cams import CamFile
-from wsss.io.images import read_image
+from wsss.io.images import read_image, read_label_png
 from wsss.io.palette import write_label_png
 from wsss.io.settings import check_saved_settings
 from wsss.seeds.infer import read_cam_for_image
 
-__all__ = ["CONFIG_FILE", "REFINERS", "CamCrfRefiner", "create_refiner", "find_image",
-           "refine_folder"]  # fmt: skip
+__all__ = ["CONFIG_FILE", "REFINERS", "CamCrfRefiner", "background_warnings", "create_refiner",
+           "find_image", "refine_folder"]  # fmt: skip
 
 #: The resolved options of the labels in a folder.
 CONFIG_FILE = "refine.json"
@@ -146,7 +153,8 @@ def refine_folder(
     num_classes: int = 21,
     batch_size: int = 1,
     progress: bool = True,
-) -> dict[str, int]:
+    cam_floor: float | str = "auto",
+) -> dict[str, Any]:
     """Write ``<out>/<id>.png`` for every CAM file of this process's shard, skipping done ones.
 
     Args:
@@ -158,9 +166,13 @@ def refine_folder(
         batch_size: Images per call of a refiner with ``label_batch`` (the GCN trains them at
             once).
         progress: Show a progress bar (rank 0).
+        cam_floor: ``auto`` (:func:`~wsss.refine.calibration.estimate_floor` of the folder) or
+            the floor removed from every map (0: the CAMs as given).
 
     Returns:
-        ``{"shard": images of this process, "written": files written now}``.
+        ``{"shard": images of this process, "written": files written now, "cam_floor": the
+        floor removed, "background_share": {id: share of background pixels}}`` (the shard's
+        images).
 
     Raises:
         WsssError: a missing folder or image, any problem of a CAM file (named), or other
@@ -173,31 +185,74 @@ def refine_folder(
     ids = sorted(p.stem for p in cam_dir.glob("*.npz"))
     if not ids:
         raise WsssError("no CAM files (<id>.npz) in this folder", cam_dir)
-    check_saved_settings(out / CONFIG_FILE, refiner.options(), what="labels", noun="options")
+    floor = _resolve_floor(cam_floor, cam_dir, ids)
+    options = {**refiner.options(), "cam_floor": floor,
+               "cam_floor_rule": "auto" if cam_floor == "auto" else "given"}  # fmt: skip
+    check_saved_settings(out / CONFIG_FILE, options, what="labels", noun="options")
     info = dist_info()
     mine = shard(ids, info.rank, info.world)
     todo = pending(mine, lambda i: out / f"{i}.png")
-    batched = hasattr(refiner, "label_batch") and batch_size > 1
+    batched = hasattr(refiner, "label_batch")  # with the ids, which seed the GCNs
     groups = _batches(todo, batch_size if batched else 1)
     bar = track(groups, description=f"{refiner.name} labels", total=len(groups), enabled=progress)
     for group in bar:
-        loaded = [_load(images, cam_dir, i, num_classes) for i in group]
+        loaded = [_load(images, cam_dir, i, num_classes, floor) for i in group]
         try:
             if batched:
-                labels = refiner.label_batch([x[0] for x in loaded], [x[1] for x in loaded])
+                labels = refiner.label_batch([x[0] for x in loaded], [x[1] for x in loaded],
+                                             ids=group)  # fmt: skip
             else:
                 labels = [refiner(*x) for x in loaded]
         except ValueError as err:
             raise WsssError(f"cannot refine ({err})", cam_dir / f"{group[0]}.npz") from None
         for image_id, label in zip(group, labels, strict=True):
             write_label_png(out / f"{image_id}.png", label)
-    return {"shard": len(mine), "written": len(todo)}
+    shares = {i: float((read_label_png(out / f"{i}.png") == 0).mean()) for i in mine}
+    return {"shard": len(mine), "written": len(todo), "cam_floor": floor,
+            "background_share": shares}  # fmt: skip
+
+
+#: An image is flagged when its label map gives at least this share of its pixels to the
+#: background (its classes lost) or at most ``1 -`` it (no background at all).
+EXTREME_SHARE = 0.99
+
+
+def background_warnings(shares: dict[str, float], limit: float = EXTREME_SHARE) -> list[str]:
+    """Messages about images whose background share is extreme (see :data:`EXTREME_SHARE`):
+    every image of a CAM folder has at least one class, so an all-background map lost them, and
+    an image without background is rare; many of either point at the CAMs' calibration."""
+    lost = sorted(i for i, v in shares.items() if v >= limit)
+    full = sorted(i for i, v in shares.items() if v <= 1 - limit)
+    out = []
+    for ids, what in ((lost, f">= {limit:.0%} background (their classes lost)"),
+                      (full, f"<= {1 - limit:.0%} background")):  # fmt: skip
+        if ids:
+            shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+            out.append(f"{len(ids)} of {len(shares)} images are {what}: {shown}")
+    return out
+
+
+def _resolve_floor(cam_floor: float | str, cam_dir: Path, ids: list[str]) -> float:
+    from wsss.refine.calibration import estimate_floor
+
+    if cam_floor == "auto":
+        return round(estimate_floor(cam_dir, ids), 6)
+    try:
+        value = float(cam_floor)
+    except ValueError:
+        raise WsssError(f"--cam-floor must be 'auto' or a number in [0, 1), got "
+                        f"{cam_floor!r}") from None  # fmt: skip
+    if not 0 <= value < 1:
+        raise WsssError(f"--cam-floor must be 'auto' or a number in [0, 1), got {cam_floor!r}")
+    return value
 
 
 def _load(
-    images: Path, cam_dir: Path, image_id: str, num_classes: int
+    images: Path, cam_dir: Path, image_id: str, num_classes: int, floor: float = 0.0
 ) -> tuple[np.ndarray, CamFile]:
+    from wsss.refine.calibration import remove_floor
+
     image = read_image(find_image(images, image_id))
     cam = read_cam_for_image(cam_dir / f"{image_id}.npz", size=(image.shape[0], image.shape[1]),
                              num_classes=num_classes, full_resolution=False)  # fmt: skip
-    return image, cam
+    return image, remove_floor(cam, floor)
