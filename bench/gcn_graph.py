@@ -31,9 +31,7 @@ from wsss.gcn.train import train_gcn
 from wsss.io.atomic import atomic_write_text
 from wsss.io.rundir import RunDir
 from wsss.metrics.confusion import ConfusionMatrix
-from wsss.pipeline.propagation import affinity_run
-from wsss.pipeline.pseudo import cam_dir, pseudo_split
-from wsss.pipeline.stages import Context
+from wsss.pipeline.layout import Context, affinity_run, cam_dir, pseudo_split
 from wsss.propagation.infer import create_propagator
 from wsss.seeds.infer import read_cam_for_image
 

@@ -57,7 +57,16 @@ def test_gt_against_itself_is_100(voc_copy, gt_preds, monkeypatch, capsys):
     "damage, pattern",
     [
         ("missing", r"2007_000799\.png: missing"),
-        ("size", r"2007_000799\.png: mask size"),
+        (
+            "size",
+            r"pred/2007_000799\.png: prediction size 10x10 \(WxH\) does not match the "
+            r"image's and ground truth's 500x441",
+        ),
+        (
+            "gt-size",
+            r"SegmentationClass/2007_000799\.png: mask size 10x12 \(WxH\) does not "
+            r"match the image's 500x441",
+        ),
         ("range", r"2007_000799\.png: class id\(s\) \[42\] out of range"),
         ("escape", r"samples\.txt: unsafe image id '\.\./x'"),
         ("empty", r"samples\.txt: empty split"),
@@ -73,6 +82,8 @@ def test_bad_input_one_line_error(voc_copy, gt_preds, monkeypatch, capsys, damag
         (gt_preds / "2007_000799.png").unlink()
     elif damage == "size":
         write_label_png(gt_preds / "2007_000799.png", np.zeros((10, 10), np.uint8))
+    elif damage == "gt-size":  # the ground truth is wrong, the prediction right
+        write_label_png(gt, np.zeros((12, 10), np.uint8))
     elif damage == "range":
         mask = read_label_png(gt)
         mask[0, 0] = 42

@@ -36,13 +36,14 @@ def test_shapes_and_strides(name: str, output_stride: int):
 
 
 def test_default_output_strides():
-    assert DEFAULT_OUTPUT_STRIDES == {"resnet50": 16, "resnet101": 16, "vgg16": 8, "small": 8}
+    assert DEFAULT_OUTPUT_STRIDES == {"resnet50": 16, "resnet101": 16, "vgg16": 8, "small": 8,
+                                      "efficientnet_lite0": 16}  # fmt: skip
     assert create_backbone("small").output_stride == 8
     assert create_backbone("vgg16").output_stride == 8
 
 
 def test_unknown_name_lists_valid_ones():
-    with pytest.raises(KeyError, match="resnet101, resnet50, small, vgg16"):
+    with pytest.raises(KeyError, match="efficientnet_lite0, resnet101, resnet50, small, vgg16"):
         create_backbone("resnet18")
 
 

@@ -55,7 +55,7 @@ def test_wsgcn_full_size_seeds_then_eval(seed_data, tmp_path: Path):
     result = _scores(root, full)
     assert result["labelled_ratio"] < 80.0  # partial: only the top half of each class is kept
     assert result["miou_pred255_ignored"] > 80.0
-    with pytest.raises(WsssError, match=r"im0\.png: mask size 10x8"):
+    with pytest.raises(WsssError, match=r"low/im0\.png: prediction size 10x8"):
         _scores(root, low)  # stride-4 seeds cannot be scored
 
 

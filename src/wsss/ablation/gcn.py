@@ -22,6 +22,7 @@ from wsss.io.atomic import atomic_write_text
 from wsss.io.images import read_label_png
 from wsss.io.palette import write_label_png
 from wsss.io.rundir import RunDir
+from wsss.pipeline.layout import Context, affinity_run, cam_dir, eval_split, gcn_dir, rw_dir
 
 #: The rows of WSGCN table 2: (name, loss weights of eq. (2), dense CRF after the GCN).
 GCN_VARIANTS: tuple[tuple[str, LossWeights, bool], ...] = (
@@ -46,7 +47,6 @@ def _reusable_rows(ctx: Any) -> dict[str, Path]:
     propagator, settings and per-image seeds; a GCN's result does not depend on its batch), so
     their labels are copied instead of trained again.
     """
-    from wsss.pipeline.propagation import gcn_dir
 
     for variant in ctx.config.get("gcn", {}).get("variants", []):
         plain = set(variant) <= {"name", "label", "graph", "affinity"}
@@ -85,9 +85,6 @@ def ablate_gcn(
     """
     from wsss.gcn.train import train_gcn
     from wsss.metrics.evaluate import evaluate_cams, evaluate_predictions
-    from wsss.pipeline.propagation import affinity_run, rw_dir
-    from wsss.pipeline.pseudo import cam_dir, eval_split
-    from wsss.pipeline.stages import Context
     from wsss.propagation.infer import create_propagator
     from wsss.seeds.infer import read_cam_for_image
 

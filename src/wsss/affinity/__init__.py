@@ -1,6 +1,6 @@
 """Pixel-affinity networks trained from seeds: IRNet's boundary network and AffinityNet (PSA)."""
 
-from wsss.affinity.infer import ImageAffinity, image_affinity
+from wsss.affinity.infer import ImageAffinity, image_affinity, load_affinity
 from wsss.affinity.irn import IRNetAffinity, boundary_to_affinity
 from wsss.affinity.pairs import PairLabels, affinity_loss, downsample_labels, pair_labels
 from wsss.affinity.psa import AffinityNet, feature_to_affinity
@@ -9,7 +9,6 @@ from wsss.affinity.train import (
     PRESETS,
     AffinityConfig,
     build_affinity_model,
-    load_affinity,
     resolve_config,
     train,
 )

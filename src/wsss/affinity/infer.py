@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from wsss.affinity.irn import IRNetAffinity, boundary_to_affinity
 from wsss.affinity.psa import AffinityNet, feature_to_affinity
+from wsss.affinity.train import AffinityConfig, build_affinity_model
+from wsss.cam.model import build_model as build_cam_model
+from wsss.cam.train import FINAL_FILE
+from wsss.cam.train import TrainConfig as CamConfig
+from wsss.engine.training import load_checkpoint
+from wsss.errors import WsssError
 from wsss.graph.window import gather_window
 
 __all__ = ["ImageAffinity", "image_affinity"]
@@ -62,3 +69,29 @@ def image_affinity(model: nn.Module, image: torch.Tensor, *, radius: float = 5) 
         size = (int(features.shape[-2]), int(features.shape[-1]))
         return ImageAffinity(gather_window(maps, radius), size, model.stride, radius)
     raise TypeError(f"not an affinity network: {type(model).__name__}")
+
+
+def load_affinity(
+    run: str | Path, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, AffinityConfig]:
+    """The trained affinity network of a run (eval mode, on ``device``) and its configuration.
+
+    Args:
+        run: ``final.pt`` or the run directory.
+        device: Where to put the model.
+
+    Raises:
+        WsssError: missing or unreadable file, or not an affinity run.
+    """
+    path = Path(run)
+    path = path / FINAL_FILE if path.is_dir() else path
+    state = load_checkpoint(path)
+    try:
+        config = AffinityConfig.from_dict(state["config"])
+        cam = CamConfig.from_dict(state["cam_config"])
+        backbone = build_cam_model(cam, int(state["num_labels"]), pretrained=False).backbone
+        model = build_affinity_model(config, backbone, freeze_bn=cam.freeze_bn)
+        model.load_state_dict(state["model"])
+    except (KeyError, TypeError, RuntimeError, ValueError) as err:
+        raise WsssError(f"not a trained affinity network ({err})", path) from None
+    return model.to(device).eval(), config

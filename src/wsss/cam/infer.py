@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wsss.cam.train import FINAL_FILE, TrainConfig, build_model
+from wsss.cam.model import build_model
+from wsss.cam.train import FINAL_FILE, TrainConfig
 from wsss.data.base import SegmentationDataset
 from wsss.data.transforms import EvalTransform
 from wsss.engine import dist_info, pending, shard
@@ -52,7 +53,7 @@ def load_trained(
     if path.is_dir():
         path = path / FINAL_FILE
     state = load_checkpoint(path)
-    from wsss.group.train import checkpoint_kind
+    from wsss.group.config import checkpoint_kind
 
     if checkpoint_kind(state) == "group":
         raise WsssError("checkpoint holds a group model, not a single-image CAM model", path,

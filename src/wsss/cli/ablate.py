@@ -3,12 +3,34 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from wsss.cli.common import console, state
 
 app = typer.Typer(help="Ablation tables in the papers' layouts.", no_args_is_help=True)
+
+# Options of more than one table, declared once.
+Root = Annotated[Path, typer.Option(help="Dataset root (e.g. a `wsss synth` folder).")]
+Dataset = Annotated[str, typer.Option(help="voc, coco, ade20k, cityscapes, synthetic or auto.")]
+Split = Annotated[str, typer.Option(help="Training split.")]
+TrainLimit = Annotated[int | None, typer.Option(min=1, help="Train on the first N images.")]
+Seed = Annotated[int, typer.Option(min=0, help="Seed of every training.")]
+Workers = Annotated[int, typer.Option(min=0, help="DataLoader worker processes.")]
+Device = Annotated[str, typer.Option(help="cpu, cuda or cuda:<i>.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Same as `wsss --quiet`.")]
+
+
+def _start(device: str, quiet: bool) -> bool:
+    """Join the process group, ask torch for deterministic kernels; whether to print (rank 0)."""
+    import torch
+
+    from wsss.engine import init_distributed, is_main_process
+
+    init_distributed(device)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    return not (state.quiet or quiet) and is_main_process()
 
 
 @app.command("gcn")
@@ -34,14 +56,14 @@ def gcn(
 
 @app.command("seg")
 def seg(
-    root: Path = typer.Option(..., help="Dataset root (e.g. a `wsss synth` folder)."),
+    root: Root,
     out: Path = typer.Option(Path("runs/ablate-seg"), help="Output folder (rerun to resume)."),
     labels: Path | None = typer.Option(
         None, help="Pseudo labels <id>.png of the training split: also train every row on them."
     ),
     gt: bool = typer.Option(True, "--gt/--no-gt", help="Train the rows on the ground truth."),
-    dataset: str = typer.Option("auto", help="voc, coco, ade20k, cityscapes, synthetic or auto."),
-    split: str = typer.Option("train", help="Training split."),
+    dataset: Dataset = "auto",
+    split: Split = "train",
     val_split: str = typer.Option("val", help="Split scored (needs ground truth)."),
     backbone: str = typer.Option("small", help="small (CPU), resnet50 or resnet101."),
     epochs: int | None = typer.Option(
@@ -56,26 +78,22 @@ def seg(
         None, help="LO HI range of the random long-side resize (default: preset, 96 176)."
     ),
     n_segments: int = typer.Option(200, min=1, help="SLIC superpixels per image (ES-CRF)."),
-    train_limit: int | None = typer.Option(None, min=1, help="Train on the first N images."),
+    train_limit: TrainLimit = None,
     val_limit: int | None = typer.Option(None, min=1, help="Score the first N val images."),
-    seed: int = typer.Option(0, min=0, help="Seed of every training."),
+    seed: Seed = 0,
     pretrained: bool = typer.Option(
         False, "--pretrained/--no-pretrained", help="ImageNet weights (ResNets; the paper's)."
     ),
-    workers: int = typer.Option(0, min=0, help="DataLoader worker processes."),
-    device: str = typer.Option("cpu", help="cpu, cuda or cuda:<i>."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Same as `wsss --quiet`."),
+    workers: Workers = 0,
+    device: Device = "cpu",
+    quiet: Quiet = False,
 ) -> None:
     """ES-CRF tables 1-2: DeepLabV3+, + Vanilla-CRF, + Joint-CRF, + Non-local, + ES-CRF terms."""
-    import torch
     from rich.markdown import Markdown
 
     from wsss.ablation.seg import ablate_seg, seg_table
-    from wsss.engine import init_distributed, is_main_process
 
-    init_distributed(device)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    verbose = not (state.quiet or quiet) and is_main_process()
+    verbose = _start(device, quiet)
     result = ablate_seg(
         root, out, dataset=dataset, labels=labels, gt=gt, split=split, val_split=val_split,
         backbone=backbone, epochs=epochs, batch_size=batch_size, lr=lr, crop=crop,
@@ -90,10 +108,10 @@ def seg(
 
 @app.command("group")
 def group(
-    root: Path = typer.Option(..., help="Dataset root (e.g. a `wsss synth` folder)."),
+    root: Root,
     out: Path = typer.Option(Path("runs/ablate-group"), help="Output folder (rerun to resume)."),
-    dataset: str = typer.Option("auto", help="voc, coco, synthetic, ... or auto."),
-    split: str = typer.Option("train", help="Training split."),
+    dataset: Dataset = "auto",
+    split: Split = "train",
     eval_split: str | None = typer.Option(
         None, help="Split whose CAMs are scored (default: split)."
     ),
@@ -110,30 +128,26 @@ def group(
         None, min=1, help="Batch size of the single-image classifier (default: preset, 16)."
     ),
     crop: int | None = typer.Option(None, help="Training crop side (default: preset, small 128)."),
-    train_limit: int | None = typer.Option(None, min=1, help="Train on the first N images."),
+    train_limit: TrainLimit = None,
     eval_limit: int | None = typer.Option(None, min=1, help="Score the first N images."),
     scales: str = typer.Option("1.0,0.5", help="Inference scales of every row, comma-separated."),
     init: bool = typer.Option(
         True, "--init/--no-init", help="Start the group networks from the single-image one."
     ),
-    seed: int = typer.Option(0, min=0, help="Seed of every training and of the grouping."),
-    workers: int = typer.Option(0, min=0, help="DataLoader worker processes."),
-    device: str = typer.Option("cpu", help="cpu, cuda or cuda:<i>."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Same as `wsss --quiet`."),
+    seed: Seed = 0,
+    workers: Workers = 0,
+    device: Device = "cpu",
+    quiet: Quiet = False,
 ) -> None:
     """Group-WSSS table 3: single-image CAM, intermediate / graph / ensemble outputs, K 3-5,
     T 2, no graph dropout (CAM mIoU at the best background threshold)."""
-    import torch
     from rich.markdown import Markdown
 
     from wsss.ablation.group import ablate_group, group_table
     from wsss.cli.cam import parse_scales
-    from wsss.engine import init_distributed, is_main_process
 
     chosen = parse_scales(scales)
-    init_distributed(device)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    verbose = not (state.quiet or quiet) and is_main_process()
+    verbose = _start(device, quiet)
     result = ablate_group(
         root, out, dataset=dataset, split=split, eval_split=eval_split, backbone=backbone,
         cam_epochs=cam_epochs, group_epochs=group_epochs, batch_size=batch_size, crop=crop, train_limit=train_limit,

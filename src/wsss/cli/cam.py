@@ -37,17 +37,17 @@ def parse_scales(text: str) -> tuple[float, ...]:
     return scales
 
 
-#: ``--model`` values: the single-image IRNet classifier (``cam``, its old name, too) and the
-#: Group-WSSS group classifier.
-MODEL_CHOICES = ("single", "group")
+#: ``--model`` values: the single-image IRNet classifier (``cam``, its old name, too), the
+#: Group-WSSS group classifier, and (``wsss cam`` only) EfficientNet-Lite0's ImageNet head.
+MODEL_CHOICES = ("single", "group", "imagenet")
 
 
 def _model_choice(model: str) -> str:
-    """``single`` or ``group`` from a ``--model`` value (``cam`` is ``single``)."""
+    """``single``, ``group`` or ``imagenet`` from a ``--model`` value (``cam`` is ``single``)."""
     if model in ("single", "cam"):
         return "single"
-    if model == "group":
-        return "group"
+    if model in ("group", "imagenet"):
+        return model
     raise WsssError(f"unknown model {model!r}; valid names: {', '.join(MODEL_CHOICES)}")
 
 
@@ -67,7 +67,9 @@ def train_cam(
         "single", help="single (IRNet classifier) or group (Group-WSSS group classifier)."
     ),
     backbone: str | None = typer.Option(
-        None, help="resnet50, resnet101, vgg16 or small (default: resnet50; group: vgg16)."
+        None,
+        help="resnet50, resnet101, vgg16, efficientnet_lite0 or small (default: resnet50; "
+        "group: vgg16).",
     ),
     output_stride: int | None = typer.Option(None, help="8 or 16 (default per backbone)."),
     pretrained: bool | None = typer.Option(
@@ -117,6 +119,8 @@ def train_cam(
 
     from wsss.engine import init_distributed, is_main_process
 
+    if _model_choice(model) == "imagenet":
+        raise WsssError("--model imagenet needs no training: use `wsss cam --model imagenet`")
     name = _dataset_name(dataset, root)
     common = {"dataset": name, "root": root, "split": split, "output_stride": output_stride,
               "pretrained": pretrained, "freeze_bn": freeze_bn, "epochs": epochs, "lr": lr,
@@ -156,12 +160,18 @@ def train_cam(
 
 
 def cam(
-    checkpoint: Path = typer.Option(..., help="final.pt of a train-cam run, or the run folder."),
+    checkpoint: Path | None = typer.Option(
+        None, help="final.pt of a train-cam run, or the run folder (not with --model imagenet)."
+    ),
     out: Path = typer.Option(..., help="Folder of <id>.npz CAM files (rerun to resume)."),
     root: Path | None = typer.Option(None, help="Dataset root (or the dataset's env variable)."),
     dataset: str = typer.Option("auto", help="voc, coco, synthetic, ... or auto."),
     split: str = typer.Option("train", help="Split to compute CAMs for."),
-    model: str = typer.Option("single", help="single or group: the model of the checkpoint."),
+    model: str = typer.Option(
+        "single",
+        help="single or group (the model of the checkpoint), or imagenet: EfficientNet-Lite0's "
+        "ImageNet head, no training (VOC classes; docs/imagenet.md).",
+    ),
     output: str | None = typer.Option(
         None, help="Group: intermediate, graph or ensemble (their average; default)."
     ),
@@ -170,6 +180,17 @@ def cam(
     ),
     group_size: int | None = typer.Option(
         None, min=1, help="Group: images per inference group (default: the trained K)."
+    ),
+    combine: str | None = typer.Option(
+        None, help="ImageNet: how a class's synsets form its CAM: prob (default), max, sum, lse."
+    ),
+    output_stride: int | None = typer.Option(
+        None, help="ImageNet: Lite0's output stride, 8, 16 (default) or 32."
+    ),
+    person_proxies: bool | None = typer.Option(
+        None,
+        "--person-proxies/--no-person-proxies",
+        help="ImageNet: person from clothes and person synsets (default), or a zero CAM.",
     ),
     scales: str = typer.Option("1.0,0.5,1.5,2.0", help="Inference scales, comma-separated."),
     high_res: bool = typer.Option(True, help="Also store full-resolution maps."),
@@ -182,23 +203,45 @@ def cam(
 
     choice = _model_choice(model)
     chosen = parse_scales(scales)
+    imagenet = {"--combine": combine, "--output-stride": output_stride,
+                "--person-proxies/--no-person-proxies": person_proxies is not None}  # fmt: skip
+    if choice == "imagenet":
+        _refuse("imagenet", {"--checkpoint": checkpoint, "--output": output,
+                             "--saliency": saliency, "--group-size": group_size})  # fmt: skip
+    else:
+        _refuse(choice, imagenet)
+        if checkpoint is None:
+            raise WsssError(f"--model {choice} needs --checkpoint (a train-cam run)")
     if choice == "single":
         _refuse("single", {"--output": output, "--saliency": saliency, "--group-size": group_size})
-    elif (output or "ensemble") not in OUTPUTS:
+    elif choice == "group" and (output or "ensemble") not in OUTPUTS:
         raise WsssError(f"unknown --output {output!r}; valid: {', '.join(OUTPUTS)}")
     elif saliency is not None and not saliency.is_dir():
         raise WsssError("saliency folder does not exist", saliency)
     init_distributed(device)
     data = open_dataset(_dataset_name(dataset, root), root, split)
     verbose = not state.quiet and is_main_process()
-    if choice == "single":
+    if choice == "imagenet":
+        from wsss.cam.imagenet import DEFAULT_COMBINE, DEFAULT_OUTPUT_STRIDE, infer_imagenet_cams
+
+        done = infer_imagenet_cams(
+            data, out, combine=combine or DEFAULT_COMBINE,
+            output_stride=output_stride or DEFAULT_OUTPUT_STRIDE,
+            person_proxies=True if person_proxies is None else person_proxies, scales=chosen,
+            high_res=high_res, device=device, progress=verbose,
+        )  # fmt: skip
+    elif choice == "single":
         from wsss.cam.infer import infer_cams, load_trained
+
+        assert checkpoint is not None
 
         net, _config = load_trained(checkpoint, resolve_device(device))
         done = infer_cams(net, data, out, scales=chosen, high_res=high_res, device=device,
                           progress=verbose)  # fmt: skip
     else:
         from wsss.group.infer import infer_group_cams, load_group_trained
+
+        assert checkpoint is not None
 
         group, config = load_group_trained(checkpoint, resolve_device(device))
         done = infer_group_cams(group, data, {output or "ensemble": out},

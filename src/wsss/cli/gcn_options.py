@@ -1,30 +1,62 @@
-"""The WSGCN options shared by ``wsss propagate --method gcn`` and ``wsss refine --method gcn``."""
+"""The WSGCN options shared by ``wsss propagate --method gcn`` and ``wsss refine --method gcn``.
+
+Declared once: :func:`with_gcn_options` adds them to a typer command's signature and hands their
+values to the command as one ``gcn`` dictionary.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import typer
 
-GRAPH = typer.Option(
-    None, help="gcn: phi (no network), sparse or dense T^(2^k) (default: sparse with --affinity, "
-    "else phi).",
+#: ``(name, type, typer option)`` of every GCN option, in the order ``--help`` lists them.
+GCN_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
+    ("graph", str | None, typer.Option(
+        None, help="gcn: phi (no network), sparse or dense T^(2^k) (default: sparse with "
+        "--affinity, else phi).")),
+    ("features", str | None, typer.Option(
+        None, help="gcn: colour (no network), backbone or affinity (default: from the runs).")),
+    ("cam_checkpoint", Path | None, typer.Option(None, help="gcn: CAM run for backbone features.")),
+    ("crf", bool, typer.Option(True, "--crf/--no-crf", help="gcn: dense CRF after upsampling.")),
+    ("steps", int, typer.Option(250, min=1, help="gcn: training steps per image.")),
+    ("entropy", float, typer.Option(
+        10.0, min=0.0, help="gcn: entropy loss weight beta1 (0 = off).")),
+    ("laplacian", float, typer.Option(
+        0.01, min=0.0, help="gcn: Laplacian loss weight beta2 (0 = off).")),
+    ("laplacian_on_log", bool, typer.Option(
+        False, "--laplacian-on-log",
+        help="gcn: Laplacian loss on log q (the authors' code), not q.")),
+    ("phi_variant", str, typer.Option("paper", help="gcn: Phi of the paper or the authors' code.")),
+    ("topk", int, typer.Option(32, min=1, help="gcn graph sparse: values kept per row.")),
+    ("seed", int, typer.Option(0, min=0, help="gcn: seed of every image's GCN.")),
 )  # fmt: skip
-FEATURES = typer.Option(
-    None, help="gcn: colour (no network), backbone or affinity (default: from the runs)."
-)
-CAM_CHECKPOINT = typer.Option(None, help="gcn: CAM run for backbone features.")
-CRF = typer.Option(True, "--crf/--no-crf", help="gcn: dense CRF after upsampling.")
-STEPS = typer.Option(250, min=1, help="gcn: training steps per image.")
-ENTROPY = typer.Option(10.0, min=0.0, help="gcn: entropy loss weight beta1 (0 = off).")
-LAPLACIAN = typer.Option(0.01, min=0.0, help="gcn: Laplacian loss weight beta2 (0 = off).")
-LAPLACIAN_ON_LOG = typer.Option(
-    False, "--laplacian-on-log", help="gcn: Laplacian loss on log q (the authors' code), not q."
-)
-PHI_VARIANT = typer.Option("paper", help="gcn: Phi of the paper or the authors' code.")
-TOPK = typer.Option(32, min=1, help="gcn graph sparse: values kept per row.")
-SEED = typer.Option(0, min=0, help="gcn: seed of every image's GCN.")
+
+
+def with_gcn_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Add the options of :data:`GCN_OPTIONS` to ``command``'s parameters (before ``device``, or
+    last); ``command`` receives their values as ``gcn: dict[str, Any]``."""
+    signature = inspect.signature(command, eval_str=True)
+    own = [p for name, p in signature.parameters.items() if name != "gcn"]
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option,
+                               annotation=kind) for name, kind, option in GCN_OPTIONS]  # fmt: skip
+    names = [p.name for p in own]
+    at = names.index("device") if "device" in names else len(own)
+    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+    params[at:at] = added
+
+    @functools.wraps(command)
+    def wrapper(**values: Any) -> None:
+        gcn = {name: values.pop(name) for name, _, _ in GCN_OPTIONS}
+        command(**values, gcn=gcn)
+
+    wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    return wrapper
 
 
 def gcn_options(*, graph: str | None, affinity: Path | None, **values: Any) -> dict[str, Any]:

@@ -11,8 +11,8 @@ from typing import Any
 
 import typer
 
-from wsss.cli import gcn_options as gcn
 from wsss.cli.common import console, open_dataset, state
+from wsss.cli.gcn_options import gcn_options, with_gcn_options
 from wsss.errors import WsssError
 
 
@@ -24,6 +24,7 @@ def _rw_options(affinity: Path | None, beta: float | None, exp_times: int | None
             "bg_threshold": bg_threshold, "alpha": alpha}  # fmt: skip
 
 
+@with_gcn_options
 def propagate(
     cams: Path = typer.Option(..., help="Folder of <id>.npz CAM files (from wsss cam)."),
     out: Path = typer.Option(..., help="Folder of <id>.png labels (rerun to resume)."),
@@ -43,18 +44,8 @@ def propagate(
     batch_size: int = typer.Option(
         16, min=1, help="gcn: images whose GCNs train together (same result as one at a time)."
     ),
-    graph: str | None = gcn.GRAPH,
-    features: str | None = gcn.FEATURES,
-    cam_checkpoint: Path | None = gcn.CAM_CHECKPOINT,
-    crf: bool = gcn.CRF,
-    steps: int = gcn.STEPS,
-    entropy: float = gcn.ENTROPY,
-    laplacian: float = gcn.LAPLACIAN,
-    laplacian_on_log: bool = gcn.LAPLACIAN_ON_LOG,
-    phi_variant: str = gcn.PHI_VARIANT,
-    topk: int = gcn.TOPK,
-    seed: int = gcn.SEED,
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:<i>."),
+    gcn: dict[str, Any] | None = None,
 ) -> None:
     """Propagate CAMs over a pixel graph into full-size label maps (0 background, no 255)."""
     from wsss.engine import barrier, init_distributed, is_main_process
@@ -64,11 +55,7 @@ def propagate(
     builders = {
         "rw": lambda: _rw_options(affinity, beta, exp_times, bg_threshold, alpha),
         # WSGCN (wsss.gcn): sparse T^256 of an IRNet run, or the Phi graph without one.
-        "gcn": lambda: gcn.gcn_options(
-            graph=graph, affinity=affinity, features=features, cam_checkpoint=cam_checkpoint,
-            crf=crf, steps=steps, entropy=entropy, laplacian=laplacian,
-            laplacian_on_log=laplacian_on_log, phi_variant=phi_variant, topk=topk, seed=seed,
-        ),
+        "gcn": lambda: gcn_options(affinity=affinity, **(gcn or {})),
     }  # fmt: skip
     if method not in builders:
         raise WsssError(

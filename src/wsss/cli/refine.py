@@ -7,13 +7,15 @@ when rerun (existing PNGs are kept).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from wsss.cli import gcn_options as gcn
 from wsss.cli.common import console, state
+from wsss.cli.gcn_options import gcn_options, with_gcn_options
 
 
+@with_gcn_options
 def refine(
     images: Path = typer.Option(..., help="Folder of <id>.jpg (or .png) images."),
     cams: Path = typer.Option(..., help="Folder of <id>.npz CAM files (format: README, Files)."),
@@ -24,19 +26,9 @@ def refine(
     affinity: Path | None = typer.Option(
         None, help="rw: the train-affinity run; gcn: an IRNet run for graph sparse/dense."
     ),
-    graph: str | None = gcn.GRAPH,
-    features: str | None = gcn.FEATURES,
-    cam_checkpoint: Path | None = gcn.CAM_CHECKPOINT,
-    crf: bool = gcn.CRF,
-    steps: int = gcn.STEPS,
-    entropy: float = gcn.ENTROPY,
-    laplacian: float = gcn.LAPLACIAN,
-    laplacian_on_log: bool = gcn.LAPLACIAN_ON_LOG,
-    phi_variant: str = gcn.PHI_VARIANT,
-    topk: int = gcn.TOPK,
     batch_size: int = typer.Option(1, help="gcn: images whose GCNs train at once."),
-    seed: int = gcn.SEED,
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:<i>."),
+    gcn: dict[str, Any] | None = None,
 ) -> None:
     """Turn CAMs made by any method into full-size label maps (0 background, no 255)."""
     from wsss.engine import barrier, init_distributed, is_main_process
@@ -48,11 +40,7 @@ def refine(
     elif method == "rw":
         options["affinity"] = affinity
     elif method == "gcn":
-        options.update(gcn.gcn_options(
-            graph=graph, affinity=affinity, features=features, cam_checkpoint=cam_checkpoint,
-            crf=crf, steps=steps, entropy=entropy, laplacian=laplacian,
-            laplacian_on_log=laplacian_on_log, phi_variant=phi_variant, topk=topk, seed=seed,
-        ))  # fmt: skip
+        options.update(gcn_options(affinity=affinity, **(gcn or {})))  # fmt: skip
     init_distributed(device)
     refiner = create_refiner(method, **options)
     verbose = not state.quiet and is_main_process()

@@ -25,7 +25,9 @@ def train_seg(
     model: str = typer.Option(
         "deeplabv3plus", help="deeplabv2, deeplabv3plus, escrf, nonlocal or jointcrf."
     ),
-    backbone: str = typer.Option("resnet101", help="resnet50, resnet101 or small."),
+    backbone: str = typer.Option(
+        "resnet101", help="resnet50, resnet101, efficientnet_lite0 or small."
+    ),
     output_stride: int | None = typer.Option(None, help="8 or 16 (default per model)."),
     pretrained: bool = typer.Option(
         False, "--pretrained/--no-pretrained", help="ImageNet weights (torchvision download)."

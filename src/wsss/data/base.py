@@ -14,7 +14,7 @@ import torch.utils.data
 from wsss.data.classes import ClassSet
 from wsss.data.ids import inside
 from wsss.errors import WsssError
-from wsss.io.images import read_image, read_label_png
+from wsss.io.images import image_size, read_image, read_label_png
 from wsss.io.palette import IGNORE_INDEX
 
 
@@ -98,6 +98,10 @@ class SegmentationDataset(torch.utils.data.Dataset):
         return inside(self.root, relative, self.root)
 
     # -- loading -------------------------------------------------------------------------------
+    def image_size(self, image_id: str) -> tuple[int, int]:
+        """``(H, W)`` of the image, read from its header."""
+        return image_size(self.image_path(image_id))
+
     def load_image(self, image_id: str) -> np.ndarray:
         """``(H, W, 3)`` uint8 RGB."""
         return read_image(self.image_path(image_id))

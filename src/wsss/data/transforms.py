@@ -179,3 +179,11 @@ class EvalTransform:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.pipeline})"
+
+
+def normalize_image(image: np.ndarray) -> torch.Tensor:
+    """An ``(H, W, 3)`` uint8 image as the networks' input: ``(3, H, W)`` float32, scaled to
+    [0, 1] and normalised with the ImageNet mean and std (as :class:`EvalTransform`)."""
+    x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / 255
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    return (x - mean) / torch.tensor(IMAGENET_STD).view(3, 1, 1)

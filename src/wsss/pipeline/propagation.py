@@ -3,27 +3,21 @@ affinity networks (IRNet boundary net, AffinityNet) and their random walks."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from wsss.engine import barrier
-from wsss.pipeline.pseudo import cam_dir, pseudo_split, seed_dir
-
-
-def affinity_run(ctx: Any, method: str) -> Path:
-    """Run directory of one affinity network."""
-    return ctx.path / "affinity" / method
-
-
-def rw_dir(ctx: Any, method: str) -> Path:
-    """Folder of one random walk's label PNGs (image size)."""
-    return ctx.path / "rw" / method
-
-
-def _methods(ctx: Any) -> list[str]:
-    return list(ctx.config.get("affinity", {}).get("methods", []))
+from wsss.pipeline.layout import (
+    affinity_methods,
+    affinity_run,
+    cam_dir,
+    gcn_dir,
+    gcn_variants,
+    pseudo_split,
+    rw_dir,
+    seed_dir,
+)
 
 
 def stage_train_affinity(ctx: Any) -> dict[str, Any]:
@@ -33,7 +27,7 @@ def stage_train_affinity(ctx: Any) -> dict[str, Any]:
 
     cfg = ctx.config["affinity"]
     runs = {}
-    for method in _methods(ctx):
+    for method in affinity_methods(ctx):
         config = resolve_config(
             method=method,
             cam_checkpoint=ctx.path / "cam_train" / "final.pt",
@@ -57,7 +51,7 @@ def stage_random_walk(ctx: Any) -> dict[str, Any]:
 
     dataset = ctx.dataset(pseudo_split(ctx))
     written = {}
-    for method in _methods(ctx):
+    for method in affinity_methods(ctx):
         propagator = create_propagator(
             "rw", affinity=affinity_run(ctx, method), device=ctx.config["device"]
         )
@@ -66,29 +60,6 @@ def stage_random_walk(ctx: Any) -> dict[str, Any]:
         written[method] = str(out)
     barrier()
     return written
-
-
-def pseudo_label_folders(ctx: Any) -> dict[str, Path]:
-    """Complete pseudo-label folders made so far, by display name (for scoring and the report)."""
-    names = {"irn": "IRNet RW", "psa": "AffinityNet RW"}
-    folders = {
-        names.get(m, f"{m} RW"): rw_dir(ctx, m) for m in _methods(ctx) if rw_dir(ctx, m).is_dir()
-    }
-    for variant in _gcn_variants(ctx):
-        label = str(variant.get("label", variant["name"]))
-        for crf, suffix in ((False, ""), (True, " + dCRF")):
-            if gcn_dir(ctx, variant, crf=crf).is_dir():
-                folders[label + suffix] = gcn_dir(ctx, variant, crf=crf)
-    return folders
-
-
-def gcn_dir(ctx: Any, variant: dict[str, Any], *, crf: bool) -> Path:
-    """Folder of one GCN variant's label PNGs (image size), without or with the dense CRF."""
-    return ctx.path / "gcn" / (f"{variant['name']}_crf" if crf else str(variant["name"]))
-
-
-def _gcn_variants(ctx: Any) -> list[dict[str, Any]]:
-    return list(ctx.config.get("gcn", {}).get("variants", []))
 
 
 def stage_gcn(ctx: Any) -> dict[str, Any]:
@@ -110,7 +81,7 @@ def stage_gcn(ctx: Any) -> dict[str, Any]:
     info = dist_info()
     mine = shard(dataset.ids, info.rank, info.world)
     written = {}
-    for variant in _gcn_variants(ctx):
+    for variant in gcn_variants(ctx):
         method = variant.get("affinity")
         propagator: Any = create_propagator(
             "gcn",
@@ -153,7 +124,7 @@ def stage_ablation_gcn(ctx: Any) -> dict[str, Any]:
     from wsss.ablation import ablate_gcn
 
     images = int(ctx.config.get("ablation", {}).get("gcn_images", 0))
-    if images <= 0 or "irn" not in _methods(ctx):
+    if images <= 0 or "irn" not in affinity_methods(ctx):
         return {"skipped": True}
     batch = int(ctx.config.get("gcn", {}).get("batch_size", 16))
     result = ablate_gcn(ctx.path, limit=images, batch_size=batch, progress=ctx.progress)

@@ -14,33 +14,17 @@ from typing import Any
 
 from wsss.engine import barrier
 from wsss.io.atomic import atomic_write_text
+from wsss.pipeline.layout import (
+    cam_dir,
+    eval_split,
+    pseudo_label_folders,
+    pseudo_split,
+    seed_dir,
+    train_split,
+)
 
-
-def pseudo_split(ctx: Any) -> str:
-    """The split whose pseudo labels are made and scored (``config['pseudo']['split']``)."""
-    return str(ctx.config.get("pseudo", {}).get("split", "train"))
-
-
-def eval_split(ctx: Any) -> str:
-    """The split the pseudo labels are scored on (``config['pseudo']['eval_split']``, default the
-    pseudo-label split): VOC ``train``, whose ids lie inside the ``train_aug`` pseudo labels."""
-    return str(ctx.config.get("pseudo", {}).get("eval_split") or pseudo_split(ctx))
-
-
-def train_split(ctx: Any) -> str:
-    """The split the CAM classifiers train on (``config['data']['train_split']``, default
-    ``train``; VOC: ``train_aug``)."""
-    return str(ctx.config["data"].get("train_split") or "train")
-
-
-def cam_dir(ctx: Any) -> Path:
-    """Folder of the CAM files of the pseudo-label split."""
-    return ctx.path / "cams" / pseudo_split(ctx)
-
-
-def seed_dir(ctx: Any, method: str, *, full_size: bool) -> Path:
-    """Folder of one seed method's label PNGs (full image size, or the scheme's own size)."""
-    return ctx.path / "seeds" / (f"{method}_full" if full_size else method)
+__all__ = ["cam_dir", "eval_split", "pseudo_split", "seed_dir", "stage_cam", "stage_pseudo_evaluate",
+           "stage_seeds", "stage_train_cam", "train_split"]  # fmt: skip
 
 
 def stage_train_cam(ctx: Any) -> dict[str, Any]:
@@ -148,7 +132,6 @@ def stage_pseudo_evaluate(ctx: Any) -> dict[str, Any]:
             boundary=False,
             progress=ctx.progress,
         )
-    from wsss.pipeline.propagation import pseudo_label_folders
 
     results["labels"] = {
         name: evaluate_predictions(dataset, folder, pred_ignore="background", progress=ctx.progress)

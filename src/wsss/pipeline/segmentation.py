@@ -23,8 +23,15 @@ from typing import Any
 
 from wsss.engine import barrier
 from wsss.errors import WsssError
-from wsss.pipeline.propagation import pseudo_label_folders
-from wsss.pipeline.pseudo import pseudo_split
+from wsss.pipeline.layout import (
+    DEFAULT_SEG_VARIANTS,
+    pseudo_label_folders,
+    pseudo_split,
+    seg_dir,
+    seg_prediction_folders,
+    seg_variants,
+)
+from wsss.pipeline.layout import seg_settings as _settings
 
 __all__ = [
     "DEFAULT_LABELS",
@@ -42,33 +49,8 @@ __all__ = [
 DEFAULT_LABELS = "WSGCN-I + dCRF"
 #: ``seg.labels`` value that trains on the split's ground truth instead (an oracle reference).
 GROUND_TRUTH = "ground truth"
-#: Networks trained when ``seg.variants`` is not given: the baseline and ES-CRF (psi_p + psi_s).
-DEFAULT_VARIANTS: tuple[dict[str, Any], ...] = (
-    {"name": "deeplabv3p", "label": "DeepLabV3+", "head": "deeplabv3plus"},
-    {"name": "escrf", "label": "ES-CRF", "head": "escrf"},
-)
-
-
-def _settings(ctx: Any) -> dict[str, Any]:
-    return dict(ctx.config.get("seg") or {})
-
-
-def seg_variants(ctx: Any) -> list[dict[str, Any]]:
-    """The configured networks (``seg.variants``), each with a ``name`` and a ``head``.
-
-    Raises:
-        WsssError: a variant without a name or with a repeated one.
-    """
-    variants = [dict(v) for v in _settings(ctx).get("variants") or DEFAULT_VARIANTS]
-    names = [v.get("name") for v in variants]
-    if any(not n for n in names) or len(set(names)) != len(names):
-        raise WsssError(f"seg.variants need distinct names, got {names}")
-    return variants
-
-
-def seg_dir(ctx: Any, variant: dict[str, Any]) -> Path:
-    """Folder of one network: ``train/`` (its run directory) and ``val/`` (its label maps)."""
-    return ctx.path / f"seg_{variant['name']}"
+#: Networks trained when ``seg.variants`` is not given (see :mod:`wsss.pipeline.layout`).
+DEFAULT_VARIANTS = DEFAULT_SEG_VARIANTS
 
 
 def seg_labels(ctx: Any) -> Path | None:
@@ -86,16 +68,6 @@ def seg_labels(ctx: Any) -> Path | None:
         raise WsssError(f"no pseudo labels named {name!r} in the run (made: {made})", ctx.path,
                         hint=f"set seg.labels to one of them, or to {GROUND_TRUTH!r}")  # fmt: skip
     return folders[name]
-
-
-def seg_prediction_folders(ctx: Any) -> dict[str, Path]:
-    """Val label-map folders written so far, by display name (``label`` or ``name`` of each)."""
-    folders = {}
-    for variant in seg_variants(ctx):
-        folder = seg_dir(ctx, variant) / "val"
-        if folder.is_dir():
-            folders[str(variant.get("label", variant["name"]))] = folder
-    return folders
 
 
 def _config(ctx: Any, variant: dict[str, Any], labels: Path | None) -> Any:

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from wsss.baselines.colour import ColourClassifier
-from wsss.data.base import SegmentationDataset
-from wsss.data.registry import create_dataset
 from wsss.engine import dist_info, pending, shard
 from wsss.engine.progress import track
 from wsss.engine.runner import Stage
 from wsss.errors import WsssError
 from wsss.io.atomic import atomic_write_text
 from wsss.io.palette import write_label_png
-from wsss.io.rundir import RunDir
 from wsss.pipeline.group import stage_group_cam, stage_train_group
+from wsss.pipeline.layout import PREDICTION_FOLDERS, Context
 from wsss.pipeline.propagation import (
     stage_ablation_gcn,
     stage_gcn,
@@ -32,47 +28,7 @@ from wsss.pipeline.pseudo import (
     stage_seeds,
     stage_train_cam,
 )
-from wsss.pipeline.segmentation import (
-    seg_prediction_folders,
-    stage_predict_seg,
-    stage_train_seg,
-)
-
-
-@dataclass
-class Context:
-    """What every stage sees: the resolved configuration and the run directory."""
-
-    config: dict[str, Any]
-    rundir: RunDir
-    progress: bool = True
-
-    @property
-    def path(self) -> Path:
-        return self.rundir.path
-
-    @property
-    def data_root(self) -> Path:
-        root = self.config["data"].get("root")
-        return Path(root) if root else self.path / "data"
-
-    def dataset(self, split: str) -> SegmentationDataset:
-        return create_dataset(self.config["data"]["dataset"], root=self.data_root, split=split)
-
-    def predictions(self) -> dict[str, Path]:
-        """Prediction folders (``<run>/<method>/val``) of the methods run so far, by name: the
-        segmentation networks (``seg_<name>/val``), then the reference baselines."""
-        return {
-            **seg_prediction_folders(self),
-            **{
-                name: self.path / folder / "val"
-                for name, folder in PREDICTION_FOLDERS.items()
-                if (self.path / folder / "val").is_dir()
-            },
-        }
-
-
-PREDICTION_FOLDERS = {"colour-only (supervised, oracle labels)": "colour_baseline"}
+from wsss.pipeline.segmentation import stage_predict_seg, stage_train_seg
 
 
 def stage_data(ctx: Context) -> dict[str, Any]:

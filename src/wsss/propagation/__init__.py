@@ -1,12 +1,12 @@
 """Label propagation from CAMs: the IRNet / AffinityNet random walk (sparse, exact)."""
 
+from wsss.data.transforms import normalize_image
 from wsss.propagation.infer import (
     PROPAGATORS,
     Propagator,
     RandomWalkPropagator,
     cams_on_grid,
     create_propagator,
-    normalize_image,
     propagate,
 )
 from wsss.propagation.random_walk import (

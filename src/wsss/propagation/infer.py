@@ -17,10 +17,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from wsss.affinity.infer import image_affinity
-from wsss.affinity.train import load_affinity
+from wsss.affinity.infer import image_affinity, load_affinity
 from wsss.data.base import SegmentationDataset
-from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from wsss.data.transforms import normalize_image
 from wsss.engine import dist_info, pending, shard
 from wsss.engine.progress import track
 from wsss.engine.training import resolve_device
@@ -43,7 +42,6 @@ __all__ = [
     "RandomWalkPropagator",
     "cams_on_grid",
     "create_propagator",
-    "normalize_image",
     "propagate",
 ]
 
@@ -92,14 +90,6 @@ def cams_on_grid(
     padded = F.pad(planes, (0, -w % pool, 0, -h % pool))
     pooled = F.avg_pool2d(padded[None], pool)[0]
     return (pooled, None) if alpha is None else (pooled[1:], pooled[0])
-
-
-def normalize_image(image: np.ndarray) -> torch.Tensor:
-    """An ``(H, W, 3)`` uint8 image as the networks' input: ``(3, H, W)`` float32, scaled to
-    [0, 1] and normalised with the ImageNet mean and std (as :class:`~wsss.data.transforms.EvalTransform`)."""
-    x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / 255
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    return (x - mean) / torch.tensor(IMAGENET_STD).view(3, 1, 1)
 
 
 class RandomWalkPropagator:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from wsss.io.images import read_label_png
+from wsss.pipeline.layout import cam_dir, pseudo_label_folders, pseudo_split, seed_dir
 from wsss.viz.grid import make_grid, save_png
 from wsss.viz.overlay import overlay_labels
 from wsss.viz.report_tables import SEED_NAMES, group_outputs
@@ -42,8 +43,6 @@ def cam_grid(ctx: Any, out: Path) -> bool:
     """Image, GT, CAM heatmap, seeds and complete pseudo labels (random walks, GCN) of the
     sample training images; False without CAMs."""
     from wsss.io.cams import read_cams
-    from wsss.pipeline.propagation import pseudo_label_folders
-    from wsss.pipeline.pseudo import cam_dir, pseudo_split, seed_dir
     from wsss.viz.overlay import overlay_cam
 
     cams = cam_dir(ctx)
