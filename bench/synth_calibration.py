@@ -1,20 +1,22 @@
 """Calibration figures of the synthetic benchmark at a demo budget (docs/synthetic.md).
 
     python bench/synth_calibration.py --out runs/calib-s0 [--seed 0] [--version 3]
-        [--train 500 --val 200 --size 128] [--cam-epochs 30] [--seg-epochs 8] [--threads 2]
-        [--skip seg,cam]
+        [--train 500 --val 200 --size 128] [--backbone small|efficientnet_lite0]
+        [--cam-epochs 30 --cam-crop 128 --cam-long-side 112 144 --cam-output-stride 16]
+        [--seg-epochs 8 --seg-batch-size 16 --seg-lr 2e-3] [--threads 2] [--skip seg,cam]
 
 Generates the benchmark into ``<out>/data`` (or uses ``--root``), then measures, on properties of
 the data and of the classifier only (``wsss.synth.calibration``):
 
 * data: object pixel share, part share of the objects, objects per image, preferred-scene rate;
 * colour: the colour-only oracle on val;
-* seg: the demo's segmentation network (small backbone, DeepLabV3+ head, the ``small`` seg
-  recipe unless overridden) trained on the train ground truth, scored on val at scale 1 without
-  flip (the demo's prediction settings): the supervised ceiling;
-* cam: the demo's CAM classifier (``small`` CAM recipe unless overridden) and its multi-scale,
-  flipped CAMs of the train images (the demo's scales), at the best background threshold:
-  mIoU, per-object coverage, part and body coverage, false positives by scene.
+* seg: the demo's segmentation network (``--backbone``, DeepLabV3+ head, the backbone's seg
+  preset unless overridden, ImageNet weights where the backbone has them) trained on the train
+  ground truth, scored on val at scale 1 without flip (the demo's prediction settings): the
+  supervised ceiling;
+* cam: the demo's CAM classifier (``--backbone``, its CAM preset unless overridden) and its
+  multi-scale, flipped CAMs of the train images (the demo's scales), at the best background
+  threshold: mIoU, per-object coverage, part and body coverage, false positives by scene.
 
 Every training records wall and CPU seconds (``resource.getrusage``, all threads of this
 process) and the torch thread count. Each step resumes: a finished step's figures are read back
@@ -41,6 +43,7 @@ from wsss.cam.train import resolve_config as cam_config
 from wsss.cam.train import train as train_cam
 from wsss.data.synthetic import SyntheticSegmentation
 from wsss.io.atomic import atomic_write_text
+from wsss.models import backbones
 from wsss.seg.predict import predict_split
 from wsss.seg.train import load_trained as load_seg
 from wsss.seg.train import resolve_config as seg_config
@@ -77,15 +80,18 @@ def step(out: Path, name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, An
 
 def overrides(args: argparse.Namespace, prefix: str) -> dict[str, Any]:
     """The recipe values given on the command line (None: the preset)."""
-    keys = ("epochs", "lr", "batch_size", "crop")
+    keys = ("epochs", "lr", "batch_size", "crop", "long_side", "output_stride")
     given = {k: getattr(args, f"{prefix}_{k}") for k in keys}
+    if given["long_side"] is not None:
+        given["long_side"] = tuple(given["long_side"])
     return {k: v for k, v in given.items() if v is not None}
 
 
 def run_seg(args: argparse.Namespace, root: Path, out: Path) -> dict[str, Any]:
     train, val = SyntheticSegmentation(root, "train"), SyntheticSegmentation(root, "val")
     config = seg_config(dataset="synthetic", root=root, split="train", labels=None,
-                        model="deeplabv3plus", backbone="small", seed=args.seed,
+                        model="deeplabv3plus", backbone=args.backbone, seed=args.seed,
+                        pretrained=backbones.HAS_PRETRAINED[args.backbone],
                         **overrides(args, "seg"))  # fmt: skip
     run = out / "seg_gt"
     _, cost = timed(lambda: train_seg(config, run / "train", dataset=train, progress=False))
@@ -98,8 +104,8 @@ def run_seg(args: argparse.Namespace, root: Path, out: Path) -> dict[str, Any]:
 
 def run_cam(args: argparse.Namespace, root: Path, out: Path) -> dict[str, Any]:
     train = SyntheticSegmentation(root, "train")
-    config = cam_config(dataset="synthetic", root=root, split="train", backbone="small",
-                        seed=args.seed, **overrides(args, "cam"))  # fmt: skip
+    config = cam_config(dataset="synthetic", root=root, split="train",
+                        backbone=args.backbone, seed=args.seed, **overrides(args, "cam"))  # fmt: skip
     run = out / "cam"
     _, cost = timed(lambda: train_cam(config, run / "train", dataset=train, progress=False))
     model, _ = load_cam(run / "train", "cpu")
@@ -155,6 +161,7 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=500)
     parser.add_argument("--val", type=int, default=200)
     parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--backbone", default="small", choices=sorted(backbones.BACKBONES))
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--skip", default="", help="comma-separated steps to skip")
     for prefix in ("cam", "seg"):
@@ -162,6 +169,8 @@ def main() -> None:
         parser.add_argument(f"--{prefix}-lr", type=float, default=None)
         parser.add_argument(f"--{prefix}-batch-size", type=int, default=None)
         parser.add_argument(f"--{prefix}-crop", type=int, default=None)
+        parser.add_argument(f"--{prefix}-long-side", type=int, nargs=2, default=None)
+        parser.add_argument(f"--{prefix}-output-stride", type=int, default=None)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
