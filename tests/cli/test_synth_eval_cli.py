@@ -26,7 +26,8 @@ def test_synth_is_byte_identical_and_gt_scores_100(tmp_path: Path, monkeypatch) 
     assert _run(["synth", str(tmp_path / "a"), *args], monkeypatch) == 0
     assert _run(["synth", str(tmp_path / "b"), *args], monkeypatch) == 0
     first = _digest(tmp_path / "a")
-    assert len(first) == 3 * 10 + 3  # jpg, class and object png per image; two lists, meta
+    # jpg, class, object and part png, annotation json per image (version 3); two lists, meta
+    assert len(first) == 5 * 10 + 3
     assert first == _digest(tmp_path / "b")
 
     pred = tmp_path / "a" / "SegmentationClass"

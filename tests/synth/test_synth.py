@@ -1,8 +1,12 @@
-"""The synthetic VOC benchmark: layout, determinism, resume, and that it poses the WSSS problem."""
+"""The synthetic VOC benchmark: layout, determinism, resume, version 2 kept, the WSSS problem.
+
+Version-3 statistics that ``docs/synthetic.md`` states are in ``test_statistics.py``.
+"""
 
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -19,9 +23,11 @@ from wsss.errors import WsssError
 from wsss.io.images import read_image, read_label_png
 from wsss.io.palette import VOC_PALETTE
 from wsss.synth import CLASS_DESIGNS, SYNTH_CLASSES, generate_benchmark, make_grid_figure
-from wsss.synth.design import SCENES, check_design
-from wsss.synth.generate import image_rng, render_sample
-from wsss.synth.render import render_image, void_band
+from wsss.synth.design import GENERATOR_VERSION, SCENES, check_design
+from wsss.synth.design3 import CLASS_DESIGNS_V3, check_design3
+from wsss.synth.generate import annotation, image_rng, part_map, render_sample
+from wsss.synth.render import void_band
+from wsss.synth.render3 import render_image3
 
 SIZE = 64
 N_TRAIN, N_VAL = 60, 40
@@ -43,8 +49,16 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def renders() -> list:
-    """200 images rendered in memory (seed 0, train split)."""
-    return [render_sample(0, "train", k, SIZE) for k in range(200)]
+    """200 version-2 images rendered in memory (seed 0, train split)."""
+    return [render_sample(0, "train", k, SIZE, "2") for k in range(200)]
+
+
+@pytest.fixture(scope="module")
+def bench2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("synth2") / "bench"
+    generate_benchmark(root, n_train=N_TRAIN, n_val=N_VAL, size=SIZE, seed=3, progress=False,
+                       version="2")  # fmt: skip
+    return root
 
 
 def _masks(root: Path, split: str, folder: str = "SegmentationClass") -> list[np.ndarray]:
@@ -55,11 +69,21 @@ def _masks(root: Path, split: str, folder: str = "SegmentationClass") -> list[np
 # -- design -------------------------------------------------------------------------------------
 def test_design_tables_are_consistent() -> None:
     check_design()
+    check_design3()
+    assert GENERATOR_VERSION == "3"
     assert SYNTH_CLASSES.names[0] == "background" and SYNTH_CLASSES.has_background
     assert SYNTH_CLASSES.num_labels == len(CLASS_DESIGNS) >= 8
     bodies = collections.Counter(d.body.family for d in CLASS_DESIGNS)
-    assert all(n == 2 for n in bodies.values()), bodies  # every body is shared by a pair
+    assert all(n == 2 for n in bodies.values()), bodies  # version 2: every body shared by a pair
     assert len({d.part for d in CLASS_DESIGNS}) == len(CLASS_DESIGNS)  # parts are unique
+    # version 3: the same names, parts and scenes; shapes still shared by pairs, textures not
+    assert [d.name for d in CLASS_DESIGNS_V3] == list(SYNTH_CLASSES.names[1:])
+    assert [(d.part, d.scene) for d in CLASS_DESIGNS_V3] == [
+        (d.part, d.scene) for d in CLASS_DESIGNS
+    ]
+    shapes = collections.Counter(d.shape for d in CLASS_DESIGNS_V3)
+    assert all(n == 2 for n in shapes.values()), shapes
+    assert len({d.texture for d in CLASS_DESIGNS_V3}) == len(CLASS_DESIGNS_V3)
 
 
 def test_void_band_hand_computed() -> None:
@@ -83,8 +107,11 @@ def test_layout_is_voc(bench: Path) -> None:
         assert {p.stem for p in (bench / folder).iterdir()} == ids
         assert all(p.suffix == suffix for p in (bench / folder).iterdir())
     assert {p.name for p in bench.iterdir()} == {
-        "JPEGImages", "SegmentationClass", "SegmentationObject", "ImageSets", "meta.json",
+        "JPEGImages", "SegmentationClass", "SegmentationObject", "SegmentationPart",
+        "SynthAnnotations", "ImageSets", "meta.json",
     }  # fmt: skip
+    for folder, suffix in (("SegmentationPart", ".png"), ("SynthAnnotations", ".json")):
+        assert {p.name for p in (bench / folder).iterdir()} == {f"{i}{suffix}" for i in ids}
     with Image.open(bench / "JPEGImages" / "val_00007.jpg") as im:
         assert (im.format, im.mode, im.size) == ("JPEG", "RGB", (SIZE, SIZE))
     with Image.open(bench / "SegmentationClass" / "val_00007.png") as im:
@@ -98,6 +125,8 @@ def test_layout_is_voc(bench: Path) -> None:
 def test_meta_and_voc_reader(bench: Path) -> None:
     meta = json.loads((bench / "meta.json").read_text())
     assert meta["classes"] == list(SYNTH_CLASSES.names)
+    assert meta["generator_version"] == "3"
+    assert meta["extra_folders"] == ["SegmentationPart", "SynthAnnotations"]
     assert (meta["seed"], meta["size"], meta["counts"]) == (
         3,
         SIZE,
@@ -117,7 +146,7 @@ def test_same_seed_is_byte_identical_other_seed_differs(tmp_path: Path) -> None:
     generate_benchmark(tmp_path / "b", seed=7, **kwargs)
     generate_benchmark(tmp_path / "c", seed=8, **kwargs)
     a, b, c = (_files(tmp_path / name) for name in "abc")
-    assert len(a) == 3 * 8 + 3 and a == b
+    assert len(a) == 5 * 8 + 3 and a == b
     assert a.keys() == c.keys()
     images = [k for k in a if k.startswith("JPEGImages")]
     assert all(a[k] != c[k] for k in images)
@@ -130,6 +159,8 @@ def test_resume_rewrites_identical_bytes(bench: Path, tmp_path: Path) -> None:
         "JPEGImages/train_00003.jpg",
         "SegmentationClass/val_00010.png",
         "SegmentationObject/train_00059.png",
+        "SegmentationPart/val_00001.png",
+        "SynthAnnotations/train_00010.json",
         "ImageSets/Segmentation/val.txt",
         "meta.json",
     ):
@@ -145,13 +176,25 @@ def test_image_does_not_depend_on_order(bench: Path) -> None:
     np.testing.assert_array_equal(
         read_label_png(bench / "SegmentationClass" / "val_00017.png"), rendered.label
     )
-    again = render_image(image_rng(3, 1, 17), SIZE)
+    again = render_image3(image_rng(3, 1, 17), SIZE)
     np.testing.assert_array_equal(again.image, rendered.image)
+    for k in (59, 0, 31):  # rendered in another order than written: the same masks
+        r = render_sample(3, "train", k, SIZE)
+        np.testing.assert_array_equal(
+            read_label_png(bench / "SegmentationPart" / f"train_{k:05d}.png"), part_map(r)
+        )
+        record = json.loads((bench / "SynthAnnotations" / f"train_{k:05d}.json").read_text())
+        assert record == annotation(r)
     decoded = read_image(bench / "JPEGImages" / "val_00017.jpg").astype(int)
     assert np.abs(decoded - rendered.image).mean() < 6  # the same picture, JPEG-compressed
 
 
 def test_refuses_other_parameters_and_bad_arguments(bench: Path, tmp_path: Path) -> None:
+    with pytest.raises(WsssError, match="generator_version='3'"):
+        generate_benchmark(bench, n_train=2, n_val=2, size=SIZE, seed=3, progress=False,
+                           version="2")  # fmt: skip
+    with pytest.raises(WsssError, match="unknown generator version"):
+        generate_benchmark(tmp_path / "x", n_train=2, n_val=2, progress=False, version="1")
     with pytest.raises(WsssError, match="seed=3"):
         generate_benchmark(bench, n_train=2, n_val=2, size=SIZE, seed=4, progress=False)
     with pytest.raises(WsssError, match="size"):
@@ -290,3 +333,38 @@ def test_colour_does_not_tell_the_present_classes_apart(renders: list) -> None:
             chance.append(1 / len(present))
     assert len(hits) >= 40
     assert np.mean(hits) < np.mean(chance) + 0.2, (np.mean(hits), np.mean(chance))
+
+
+# -- version 2 stays reachable ------------------------------------------------------------------
+#: sha256 of image + label + instance bytes of version-2 renders (seed 11, 48 px), computed with
+#: the code of main at 7d41625, before version 3 existed.
+V2_RENDERS = {
+    ("train", 0): "3ae6cc3691d9809581cda2598242bc62eb80c751dd132ed9c2716c763c53f24a",
+    ("train", 1): "24e3cbe521a9f6ab79f116c9666fb7ac2dc547a8fc6aee14935ba3e174c58b07",
+    ("val", 5): "701a3aa7c84711e63c9f4f394e7397041981d799421294aecf7aeae7e14460d6",
+}
+
+
+def test_version_2_renders_as_before() -> None:
+    for (split, k), digest in V2_RENDERS.items():
+        r = render_sample(11, split, k, 48, "2")
+        data = r.image.tobytes() + r.label.tobytes() + r.instances.tobytes()
+        assert hashlib.sha256(data).hexdigest() == digest, (split, k)
+        assert r.textures == () and r.clutter is None
+
+
+def test_version_2_folder_layout(bench2: Path, bench: Path) -> None:
+    meta = json.loads((bench2 / "meta.json").read_text())
+    assert meta["generator_version"] == "2" and "extra_folders" not in meta
+    assert {p.name for p in bench2.iterdir()} == {
+        "JPEGImages", "SegmentationClass", "SegmentationObject", "ImageSets", "meta.json",
+    }  # fmt: skip
+    r = render_sample(3, "val", 17, SIZE, "2")
+    np.testing.assert_array_equal(
+        read_label_png(bench2 / "SegmentationClass" / "val_00017.png"), r.label
+    )
+    assert not np.array_equal(
+        r.label, read_label_png(bench / "SegmentationClass" / "val_00017.png")
+    )
+    with pytest.raises(WsssError, match="generator_version='2'"):
+        generate_benchmark(bench2, n_train=2, n_val=2, size=SIZE, seed=3, progress=False)

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from wsss.cli.common import console, state
+from wsss.synth.design import GENERATOR_VERSION
 
 
 def synth(
@@ -15,14 +16,26 @@ def synth(
     val: int = typer.Option(200, min=1, help="Number of validation images."),
     size: int = typer.Option(128, min=32, help="Image side in pixels."),
     seed: int = typer.Option(0, help="Seed: the same seed gives byte-identical files."),
+    version: str = typer.Option(
+        GENERATOR_VERSION, help="Generator version (2 reproduces earlier runs byte for byte)."
+    ),
 ) -> None:
     """Generate the synthetic VOC-layout benchmark (resumes an interrupted run)."""
     from wsss.synth.generate import generate_benchmark
 
     meta = generate_benchmark(
-        out, n_train=train, n_val=val, size=size, seed=seed, progress=not state.quiet
+        out,
+        n_train=train,
+        n_val=val,
+        size=size,
+        seed=seed,
+        progress=not state.quiet,
+        version=version,
     )
     if not state.quiet:
         classes = ", ".join(meta["classes"][1:])
-        console.print(f"wrote {train} train + {val} val images of {size}x{size} to {out}")
+        console.print(
+            f"wrote {train} train + {val} val images of {size}x{size} to {out} "
+            f"(generator version {meta['generator_version']})"
+        )
         console.print(f"classes: {classes}")

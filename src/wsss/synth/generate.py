@@ -9,6 +9,12 @@ Layout under ``out``::
     ImageSets/Segmentation/val.txt
     meta.json                           written last: a folder with meta.json is complete
 
+Version 3 adds, per image (version 2 folders stay byte-identical to what version 2 wrote)::
+
+    SegmentationPart/<id>.png           palette PNG: 0 background, 1 body, 2 part, 255 void band
+    SynthAnnotations/<id>.json          scene, clutter count, and per object its class, texture
+                                        and pixel counts
+
 Image ``k`` of split ``s`` (train 0, val 1) is drawn from its own generator seeded with
 ``SeedSequence([seed, s, k])``, so its bytes do not depend on order, resume or sharding.
 """
@@ -28,8 +34,9 @@ from wsss.errors import WsssError
 from wsss.io.atomic import atomic_path, atomic_write_text
 from wsss.io.images import read_image, read_label_png
 from wsss.io.palette import colorize, write_label_png
-from wsss.synth.design import GENERATOR_VERSION, SCENES, SYNTH_CLASSES
+from wsss.synth.design import GENERATOR_VERSION, GENERATOR_VERSIONS, SCENES, SYNTH_CLASSES
 from wsss.synth.render import RenderedImage, render_image
+from wsss.synth.render3 import render_image3
 
 SPLITS = ("train", "val")
 JPEG_QUALITY = 90
@@ -37,6 +44,10 @@ META_FILE = "meta.json"
 #: Written first and removed last: the parameters of an unfinished run, checked on resume.
 PARTIAL_FILE = ".synth-partial.json"
 _CONTENT_KEYS = ("generator_version", "seed", "size")
+#: Version 3's extra per-image files: part/body masks and annotations (folder, suffix).
+PART_DIR, ANNOTATION_DIR = "SegmentationPart", "SynthAnnotations"
+#: Values of the ``SegmentationPart`` masks.
+PART_MAP_BACKGROUND, PART_MAP_BODY, PART_MAP_PART = 0, 1, 2
 
 
 def image_id(split: str, index: int) -> str:
@@ -49,23 +60,75 @@ def image_rng(seed: int, split_index: int, index: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, split_index, index])))
 
 
-def render_sample(seed: int, split: str, index: int, size: int) -> RenderedImage:
+def check_version(version: str) -> str:
+    """``version`` as a string, if it is one this code can generate.
+
+    Raises:
+        WsssError: an unknown version.
+    """
+    version = str(version)
+    if version not in GENERATOR_VERSIONS:
+        raise WsssError(f"unknown generator version {version!r}; "
+                        f"valid: {', '.join(GENERATOR_VERSIONS)}")  # fmt: skip
+    return version
+
+
+def render_sample(
+    seed: int, split: str, index: int, size: int, version: str = GENERATOR_VERSION
+) -> RenderedImage:
     """Render image ``index`` of ``split`` exactly as :func:`generate_benchmark` writes it."""
-    return render_image(image_rng(seed, SPLITS.index(split), index), size)
+    rng = image_rng(seed, SPLITS.index(split), index)
+    if check_version(version) == "2":
+        return render_image(rng, size)
+    return render_image3(rng, size)
 
 
-def sample_paths(out: Path, sample_id: str) -> tuple[Path, Path, Path]:
-    """The image, class-mask and instance-mask files of one id."""
-    return (
+def sample_paths(out: Path, sample_id: str, version: str = "2") -> tuple[Path, ...]:
+    """The files of one id: image, class mask, instance mask, and for version 3 the part/body
+    mask and the annotation file."""
+    paths = (
         out / "JPEGImages" / f"{sample_id}.jpg",
         out / "SegmentationClass" / f"{sample_id}.png",
         out / "SegmentationObject" / f"{sample_id}.png",
     )
+    if version == "2":
+        return paths
+    return (*paths, out / PART_DIR / f"{sample_id}.png", out / ANNOTATION_DIR / f"{sample_id}.json")
 
 
-def _write_sample(out: Path, sample_id: str, rendered: RenderedImage) -> None:
+def part_map(rendered: RenderedImage) -> np.ndarray:
+    """The ``SegmentationPart`` mask: 0 background, 1 body, 2 part, 255 where the label is void.
+
+    Shapes:
+        Returns ``(S, S)`` uint8.
+    """
+    out = np.where(rendered.label > 0, PART_MAP_BODY, PART_MAP_BACKGROUND).astype(np.uint8)
+    out[rendered.parts] = PART_MAP_PART
+    out[rendered.label == 255] = 255
+    return out
+
+
+def annotation(rendered: RenderedImage) -> dict[str, Any]:
+    """The ``SynthAnnotations`` record of one image (JSON-ready)."""
+    objects = [
+        {
+            "instance_id": o.instance_id,
+            "class_id": o.class_id,
+            "class": SYNTH_CLASSES.names[o.class_id],
+            "texture": texture,
+            "area": o.area,
+            "part_area": o.part_area,
+            "visible": o.visible,
+            "part_visible": o.part_visible,
+        }
+        for o, texture in zip(rendered.objects, rendered.textures, strict=True)
+    ]
+    return {"scene": rendered.scene, "clutter": rendered.clutter, "objects": objects}
+
+
+def _write_sample(out: Path, sample_id: str, rendered: RenderedImage, version: str) -> None:
     """Write the files of one sample that do not exist yet, each atomically."""
-    jpg, cls_png, obj_png = sample_paths(out, sample_id)
+    jpg, cls_png, obj_png, *extra = sample_paths(out, sample_id, version)
     if not jpg.exists():
         with atomic_path(jpg) as tmp:
             Image.fromarray(rendered.image).save(tmp, format="JPEG", quality=JPEG_QUALITY)
@@ -73,13 +136,19 @@ def _write_sample(out: Path, sample_id: str, rendered: RenderedImage) -> None:
         write_label_png(cls_png, rendered.label)
     if not obj_png.exists():
         write_label_png(obj_png, rendered.instances)
+    if extra and not extra[0].exists():
+        write_label_png(extra[0], part_map(rendered))
+    if extra and not extra[1].exists():
+        atomic_write_text(extra[1], _dump(annotation(rendered)))
 
 
-def build_meta(*, n_train: int, n_val: int, size: int, seed: int) -> dict[str, Any]:
+def build_meta(
+    *, n_train: int, n_val: int, size: int, seed: int, version: str = GENERATOR_VERSION
+) -> dict[str, Any]:
     """The content of ``meta.json`` (no timestamps: reruns are byte-identical)."""
-    return {
+    meta: dict[str, Any] = {
         "name": "wsss-synthetic-voc",
-        "generator_version": GENERATOR_VERSION,
+        "generator_version": check_version(version),
         "seed": seed,
         "size": size,
         "counts": {"train": n_train, "val": n_val},
@@ -88,6 +157,9 @@ def build_meta(*, n_train: int, n_val: int, size: int, seed: int) -> dict[str, A
         "jpeg_quality": JPEG_QUALITY,
         "ignore_index": 255,
     }
+    if version != "2":
+        meta["extra_folders"] = [PART_DIR, ANNOTATION_DIR]
+    return meta
 
 
 def _check_compatible(out: Path, meta: dict[str, Any]) -> None:
@@ -124,7 +196,14 @@ def _dump(data: dict[str, Any]) -> str:
 
 
 def generate_benchmark(
-    out: Path, *, n_train: int, n_val: int, size: int = 128, seed: int = 0, progress: bool = True
+    out: Path,
+    *,
+    n_train: int,
+    n_val: int,
+    size: int = 128,
+    seed: int = 0,
+    progress: bool = True,
+    version: str = GENERATOR_VERSION,
 ) -> dict[str, Any]:
     """Write the synthetic benchmark under ``out`` in the PASCAL VOC 2012 layout.
 
@@ -139,6 +218,8 @@ def generate_benchmark(
         size: Side of the square images in pixels.
         seed: Base seed; image ``k`` of split ``s`` uses ``SeedSequence([seed, s, k])``.
         progress: Show a ``rich`` progress bar.
+        version: Generator version (:data:`~wsss.synth.design.GENERATOR_VERSIONS`); older ones
+            stay available so that earlier runs can be reproduced byte for byte.
 
     Returns:
         The metadata written to ``meta.json``.
@@ -147,8 +228,9 @@ def generate_benchmark(
         WsssError: bad arguments, or ``out`` holds a benchmark with another seed/size/version.
     """
     _check_args(n_train, n_val, size, seed)
+    version = check_version(version)
     out = Path(out)
-    meta = build_meta(n_train=n_train, n_val=n_val, size=size, seed=seed)
+    meta = build_meta(n_train=n_train, n_val=n_val, size=size, seed=seed, version=version)
     _check_compatible(out, meta)
     out.mkdir(parents=True, exist_ok=True)
     if not (out / META_FILE).exists():
@@ -160,8 +242,9 @@ def generate_benchmark(
         task = bar.add_task("synthetic VOC", total=len(jobs))
         for split, k in jobs:
             sample_id = image_id(split, k)
-            if not all(p.exists() for p in sample_paths(out, sample_id)):
-                _write_sample(out, sample_id, render_sample(seed, split, k, size))
+            if not all(p.exists() for p in sample_paths(out, sample_id, version)):
+                rendered = render_sample(seed, split, k, size, version)
+                _write_sample(out, sample_id, rendered, version)
             bar.advance(task)
     lists = out / "ImageSets" / "Segmentation"
     for split in SPLITS:
@@ -188,7 +271,7 @@ def make_grid_figure(root: Path, out_png: Path, n: int = 12, *, columns: int = 4
     ids = read_id_list(root / "ImageSets" / "Segmentation" / "train.txt")[:n]
     pairs = []
     for sample_id in ids:
-        jpg, cls_png, _ = sample_paths(root, sample_id)
+        jpg, cls_png, *_ = sample_paths(root, sample_id)
         image = read_image(jpg)
         mask = read_label_png(cls_png, size=image.shape[:2])
         names = [SYNTH_CLASSES.names[c] for c in np.unique(mask) if 0 < c < 255]

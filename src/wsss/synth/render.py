@@ -105,8 +105,14 @@ class RenderedImage:
         image: ``(S, S, 3)`` uint8 RGB.
         label: ``(S, S)`` uint8 class ids, 0 = background, 255 = void band.
         instances: ``(S, S)`` uint8 instance ids (0 = background), 255 = void band.
-        parts: ``(S, S)`` bool, the visible pixels of the objects' discriminative parts (not
-            written to disk; for analyses such as "how much of the CAM lies on the part").
+        parts: ``(S, S)`` bool, the visible pixels of the objects' discriminative parts
+            (version 2: not written to disk; version 3: ``SegmentationPart``).
+
+    Attributes:
+        scene: The scene type.
+        objects: What was drawn, in drawing order.
+        textures: Version 3: the texture family each object wears (empty for version 2).
+        clutter: Version 3: the number of distractor shapes (None for version 2).
     """
 
     image: np.ndarray
@@ -115,6 +121,8 @@ class RenderedImage:
     scene: str
     objects: list[ObjectInfo]
     parts: np.ndarray
+    textures: tuple[str, ...] = ()
+    clutter: int | None = None
 
 
 # -- small helpers ------------------------------------------------------------------------------
