@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+import wsss.synth.design3 as d3
 from wsss.io.palette import IGNORE_INDEX
-from wsss.synth import design3 as d3
 from wsss.synth.design import BODY_FAMILIES, PALETTE, SCENES
 from wsss.synth.render import (
     BODIES,
