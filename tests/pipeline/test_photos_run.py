@@ -30,11 +30,8 @@ def photos_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("photos") / "run"
     args = ["run", "--config", "photos", "--root", str(VOC_SAMPLES), "--split", "samples",
             "--out", str(out), "--set", "cam.scales=[1.0]"]  # fmt: skip
-    monkeypatch = pytest.MonkeyPatch()
-    try:
+    with pytest.MonkeyPatch.context() as monkeypatch:
         assert run_wsss(args, monkeypatch) == 0
-    finally:
-        monkeypatch.undo()
     return out
 
 

@@ -91,11 +91,8 @@ def voc_run(tmp_path_factory) -> Path:
     sets = [f"--set={k}={json.dumps(v)}" for k, v in SETTINGS.items()]
     args = ["run", "--config", "voc", "--root", str(root), "--out", str(out),
             "--weights", str(weights), *sets]  # fmt: skip
-    monkeypatch = pytest.MonkeyPatch()
-    try:
+    with pytest.MonkeyPatch.context() as monkeypatch:
         assert run_wsss(args, monkeypatch) == 0
-    finally:
-        monkeypatch.undo()
     return out
 
 
