@@ -172,3 +172,21 @@ def test_laplacian_of_the_graph_matches_autograd():
     fast = train_gcn([problem], settings)[0]
     slow = train_gcn([problem], dataclasses.replace(settings, gradients="autograd"))[0]
     assert (fast - slow).abs().max() < 1e-9
+
+
+@pytest.mark.parametrize("weights", WEIGHTS)
+def test_merged_absent_outputs_train_as_separate_ones(weights):
+    """One output for all absent classes (the default) against one output each (float64)."""
+    problems = [_problem(0), _problem(1, n=24, k=2), _problem(2, n=20, k=5)]
+    problems = [dataclasses.replace(p, features=p.features.double(),
+                                    adjacency=p.adjacency.double()) for p in problems]  # fmt: skip
+    # 21 outputs: 18, 19 and 16 absent classes; 6: the last image has only one
+    for outputs in (21, 6):
+        settings = GcnSettings(steps=40, losses=weights, outputs=outputs)
+        merged = train_gcn(problems, settings)
+        separate = train_gcn(problems, dataclasses.replace(settings, merge_absent=False))
+        for m, s in zip(merged, separate, strict=True):
+            assert m.shape == s.shape and (m - s).abs().max() < 1e-10
+        # the absent classes do count: with K outputs the training differs
+        fewer = train_gcn(problems, dataclasses.replace(settings, outputs=0))
+        assert max((m - f).abs().max() for m, f in zip(merged, fewer, strict=True)) > 1e-3

@@ -68,10 +68,15 @@ class LossCoefficients:
         logit_bias: 0 for existing outputs, :data:`~wsss.gcn.model.MASKED_LOGIT` for the others.
         class_mask: Existing outputs as 0/1.
         on_log: Eq. (6) on ``log q`` (the authors' code) instead of ``q``.
+        multiplicity: None, or how many identical outputs of the image's GCN each output
+            stands for (0 for masked ones): the outputs of absent classes, which fit no seed and
+            start from ``W2 = 0``, stay equal to each other, so :func:`~wsss.gcn.train.train_gcn`
+            trains one for all of them (the softmax and the sums over outputs count it that
+            many times). ``log_multiplicity`` is its log (0 where it is 0).
 
     Shapes:
         ce, entropy: ``(B, 1, N)``; target: ``(B, K, N)``; laplacian: ``(B, 1, 1)``;
-        logit_bias, class_mask: ``(B, K, 1)``.
+        logit_bias, class_mask, multiplicity, log_multiplicity: ``(B, K, 1)``.
     """
 
     ce: Tensor
@@ -81,12 +86,15 @@ class LossCoefficients:
     logit_bias: Tensor
     class_mask: Tensor
     on_log: bool
+    multiplicity: Tensor | None = None
+    log_multiplicity: Tensor | None = None
 
     @classmethod
-    def build(cls, seeds: Tensor, class_mask: Tensor, weights: LossWeights, dtype: torch.dtype
-              ) -> LossCoefficients:  # fmt: skip
+    def build(cls, seeds: Tensor, class_mask: Tensor, weights: LossWeights, dtype: torch.dtype,
+              multiplicity: Tensor | None = None) -> LossCoefficients:  # fmt: skip
         """The coefficients of ``seeds (B, N)`` (see :mod:`wsss.gcn.losses`) and
-        ``class_mask (B, K)`` bool under ``weights``."""
+        ``class_mask (B, K)`` bool under ``weights``; ``multiplicity (B, K)``: the outputs each
+        one stands for (None: one each)."""
         fg = (seeds >= 1) & (seeds != UNLABELLED)
         bg = seeds == 0
 
@@ -101,12 +109,17 @@ class LossCoefficients:
         nodes = (seeds != PADDING).sum(1).clamp_min(1).to(dtype)
         mask = class_mask[:, :, None].to(dtype)
         entropy = per_node(seeds == UNLABELLED, weights.entropy)
+        counts, log_counts = None, None
+        if multiplicity is not None:
+            counts = (multiplicity.to(dtype) * class_mask)[:, :, None]
+            log_counts = torch.where(counts > 0, counts, 1).log()
         if weights.entropy_mean == "entries":
-            entropy = entropy / mask.sum(1, keepdim=True)
+            entropy = entropy / (mask if counts is None else counts).sum(1, keepdim=True)
         return cls(
             ce=ce, target=target, entropy=entropy,
             laplacian=(2 * weights.laplacian / nodes)[:, None, None],
             logit_bias=(1 - mask) * MASKED_LOGIT, class_mask=mask, on_log=weights.laplacian_on_log,
+            multiplicity=counts, log_multiplicity=log_counts,
         )  # fmt: skip
 
 
@@ -160,23 +173,33 @@ def logit_gradient(
             when ``coef.laplacian`` is non-zero.
 
     Returns:
-        The gradient ``(B, K, N)``: 0 on masked outputs and padding.
+        The gradient ``(B, K, N)``: 0 on masked outputs and padding. With
+        ``coef.multiplicity``, the gradient of one of the equal outputs each merged one stands
+        for.
 
     Shapes:
         logits: ``(B, K, N)``.
     """
-    log_q = torch.log_softmax(logits + coef.logit_bias, dim=1)
-    q = log_q.exp()
-    entropy = (q * log_q).sum(1, keepdim=True)  # -E_i
+    count = coef.multiplicity
+    if count is None:
+        log_q = torch.log_softmax(logits + coef.logit_bias, dim=1)
+        q = log_q.exp()
+        counted = q
+    else:  # one output per group of equal ones: counted as often in the softmax and the sums
+        shifted = logits + coef.logit_bias
+        log_q = shifted - torch.logsumexp(shifted + coef.log_multiplicity, dim=1, keepdim=True)
+        q = log_q.exp()
+        counted = q * count
+    entropy = (counted * log_q).sum(1, keepdim=True)  # -E_i
     grad = q * (coef.ce - coef.entropy * (log_q - entropy)) - coef.target
     if laplacian is not None:
         values = log_q * coef.class_mask if coef.on_log else q
         g = _output_major(laplacian @ _node_major(values), logits.shape[0]) * coef.laplacian
         if coef.on_log:
             g *= coef.class_mask
-            grad += g - q * g.sum(1, keepdim=True)
+            grad += g - q * (g if count is None else g * count).sum(1, keepdim=True)
         else:
-            grad += q * (g - (q * g).sum(1, keepdim=True))
+            grad += q * (g - (counted * g).sum(1, keepdim=True))
     return grad
 
 
@@ -231,6 +254,9 @@ class ClosedFormStep:
             grad = self.adjacency_t @ grad
         grad_z = _output_major(grad, b)
         grad_w2 = torch.bmm(hidden, grad_z.transpose(1, 2))
-        grad_hidden = torch.bmm(w2, grad_z).mul_(gate)
+        count = self.coef.multiplicity
+        # dL/dH sums over every output: a merged one counts as often as it stands for
+        w2_counted = w2 if count is None else w2 * count.transpose(1, 2)
+        grad_hidden = torch.bmm(w2_counted, grad_z).mul_(gate)
         with wide:
             return torch.bmm(self.ax.transpose(1, 2), grad_hidden.transpose(1, 2)), grad_w2
