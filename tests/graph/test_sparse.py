@@ -64,6 +64,41 @@ def test_transpose_and_block_diagonal():
     torch.testing.assert_close(b.to_dense(), torch.block_diag(m.to_dense(), m.to_dense().T))
 
 
+def test_sorted_blocks_are_joined_and_transposed_without_a_sort_to_the_same_matrix():
+    from wsss.graph.sparse import _csr, csr_row_indices
+
+    gen = torch.Generator().manual_seed(3)
+    blocks = []
+    for n, m in ((7, 5), (4, 9), (6, 6)):
+        rows, cols = (
+            torch.randint(0, n, (25,), generator=gen),
+            torch.randint(0, m, (25,), generator=gen),
+        )
+        blocks.append(csr_from_coo(rows, cols, torch.rand(25, generator=gen), (n, m)))
+    blocks.append(_csr(torch.zeros(3, dtype=torch.int64), torch.zeros(0, dtype=torch.int64),
+                       torch.zeros(0), 2, 3))  # an empty block  # fmt: skip
+
+    def coo(matrix, transpose=False):  # the reference: through csr_from_coo
+        rows, cols = csr_row_indices(matrix), matrix.col_indices()
+        shape = tuple(matrix.shape)[::-1] if transpose else tuple(matrix.shape)
+        return csr_from_coo(*((cols, rows) if transpose else (rows, cols)), matrix.values(), shape)
+
+    joined = block_diagonal(blocks)
+    reference = coo(joined)  # the joined matrix is sorted already: csr_from_coo keeps it
+    for got, want in ((joined, reference), (transpose_csr(joined), coo(joined, True))):
+        assert got.shape == want.shape
+        for a, b in zip((got.crow_indices(), got.col_indices(), got.values()),
+                        (want.crow_indices(), want.col_indices(), want.values()), strict=True):  # fmt: skip
+            assert torch.equal(a.to(b.dtype), b)
+    torch.testing.assert_close(joined.to_dense(), torch.block_diag(*(b.to_dense() for b in blocks)))
+    # unsorted columns and a duplicate: summed, as csr_from_coo does
+    raw = _csr(torch.tensor([0, 3, 4]), torch.tensor([2, 0, 2, 1]), torch.tensor([1.0, 2.0, 3.0, 4.0]),
+               2, 3)  # fmt: skip
+    expected = torch.tensor([[2.0, 0.0, 4.0], [0.0, 4.0, 0.0]])
+    torch.testing.assert_close(block_diagonal([raw]).to_dense(), expected)
+    torch.testing.assert_close(transpose_csr(raw).to_dense(), expected.T)
+
+
 def test_sparse_mm_matches_dense_and_gradcheck():
     gen = torch.Generator().manual_seed(2)
     rows = torch.randint(0, 7, (20,), generator=gen)
