@@ -9,7 +9,12 @@ IRNet's edge features), seeds on half of the nodes, 250 Adam steps with all four
 (top-k pruned sparse squarings) and the GCN training, for K = 3 outputs (background + 2
 classes, a typical VOC image) and K = 21, with the closed-form gradients (the default) and, for
 K = 3, through autograd as the reference and as a batch of 8 images (the pipeline trains many
-images' GCNs at once). Peak RSS is the process's maximum resident size. The OpenMP wait policy
+images' GCNs at once). The training uses the pipeline's defaults (``GcnSettings()``: 21 outputs,
+``W2 = 0``, entropy over entries), so a K-class image trains one output for its 21 - K absent
+classes (``merge_absent``); the same training with one output each (``merge_absent=False``, the
+path before) is timed in the same process, alone and in the batch of 8, with the labels'
+agreement; ``K_only`` times ``outputs=0`` (K outputs). Each figure records the 1-minute load
+average before it (the machine may be shared). Peak RSS is the process's maximum resident size. The OpenMP wait policy
 matters at this size (a step is ~30 small parallel regions): run it with and without
 ``OMP_WAIT_POLICY=PASSIVE``; the JSON records which.
 Agreement of (b) with the exact dense graph (a) is measured on a 40x53 grid (N = 2,120), where the
@@ -58,7 +63,12 @@ def _problem(
                       num_outputs=k, phi=phi_edges(image), seed=0)  # fmt: skip
 
 
-def _timed(fn):
+LOADS: dict[str, float] = {}
+
+
+def _timed(fn, name: str = ""):
+    if name:
+        LOADS[name] = os.getloadavg()[0]
     start = time.perf_counter()
     out = fn()
     return time.perf_counter() - start, out
@@ -68,19 +78,30 @@ def speed(k_values: tuple[int, ...], d: int, topk: int) -> dict:
     h, w = 94, 125
     gen = torch.Generator().manual_seed(0)
     aff = _affinity(h, w, gen)
-    graph_s, graph = _timed(lambda: sparse_power_graph(aff, topk=topk))
+    graph_s, graph = _timed(lambda: sparse_power_graph(aff, topk=topk), "graph")
     out: dict = {"grid": [h, w], "nodes": h * w, "features": d, "topk": topk,
                  "graph_nnz": int(graph._nnz()), "sparse_graph_build_s": graph_s}  # fmt: skip
     for k in k_values:
         problem = _problem(graph, h, w, k, d, gen)
         for engine in ("closed_form", "autograd"):  # warm-up: the first call pays ~1 s of set-up
             train_gcn([problem], GcnSettings(steps=3, gradients=engine))
-        train_s, fast = _timed(lambda p=problem: train_gcn([p], GcnSettings()))
+        train_s, fast = _timed(lambda p=problem: train_gcn([p], GcnSettings()), f"K{k}")
         out[f"train_250_steps_s_K{k}"] = train_s
         out[f"total_per_image_s_K{k}"] = graph_s + train_s
         if k == k_values[0]:  # the reference: the same training through autograd
+            sep = GcnSettings(merge_absent=False)
+            sep_s, separate = _timed(lambda p=problem, s=sep: train_gcn([p], s), "separate")
+            out[f"train_250_steps_s_K{k}_separate_outputs"] = sep_s
+            out[f"merged_over_separate_K{k}"] = train_s / sep_s
+            diff = float((fast[0] - separate[0]).abs().max())
+            out[f"merged_vs_separate_max_abs_diff_K{k}"] = diff
+            same = (fast[0].argmax(1) == separate[0].argmax(1)).float().mean()
+            out[f"merged_vs_separate_label_agreement_K{k}"] = float(same)
+            k_only = GcnSettings(outputs=0)
+            k_s, _ = _timed(lambda p=problem, s=k_only: train_gcn([p], s), "K_only")
+            out[f"train_250_steps_s_K{k}_K_only"] = k_s
             ref = GcnSettings(gradients="autograd")
-            ref_s, slow = _timed(lambda p=problem, s=ref: train_gcn([p], s))
+            ref_s, slow = _timed(lambda p=problem, s=ref: train_gcn([p], s), "autograd")
             out[f"train_250_steps_s_K{k}_autograd"] = ref_s
             out[f"closed_form_speedup_K{k}"] = ref_s / train_s
             # float32 rounding differs, and 250 steps through ReLUs amplify it
@@ -90,9 +111,13 @@ def speed(k_values: tuple[int, ...], d: int, topk: int) -> dict:
             out[f"closed_form_vs_autograd_label_agreement_K{k}"] = agree
             # as the pipeline runs it: several images' GCNs in one block-diagonal batch
             batch = [dataclasses.replace(problem, seed=i) for i in range(8)]
-            batch_s, _ = _timed(lambda b=batch: train_gcn(b, GcnSettings()))
+            batch_s, _ = _timed(lambda b=batch: train_gcn(b, GcnSettings()), "batch8")
             out[f"train_250_steps_s_per_image_batch8_K{k}"] = batch_s / len(batch)
             out[f"total_per_image_s_batch8_K{k}"] = graph_s + batch_s / len(batch)
+            old_s, _ = _timed(lambda b=batch, s=sep: train_gcn(b, s), "batch8_separate")
+            out[f"train_250_steps_s_per_image_batch8_K{k}_separate_outputs"] = old_s / len(batch)
+            out[f"merged_over_separate_batch8_K{k}"] = batch_s / old_s
+    out["load_average_before"] = dict(LOADS)
     return out
 
 
@@ -129,6 +154,7 @@ def main() -> None:
         "torch_threads": args.threads,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "load_average_before_after": [load, os.getloadavg()[0]],
+        "settings": "GcnSettings() defaults: 21 outputs, W2 = 0, entropy over entries",
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
         "python": platform.python_version(),
