@@ -92,7 +92,8 @@ def stage_train_seg(ctx: Any) -> dict[str, Any]:
         runs[variant["name"]] = {"checkpoint": str(final), "seconds": train_seconds(run),
                                  "labels": GROUND_TRUTH if labels is None else str(labels),
                                  "last_epoch": log[-1] if log else None}  # fmt: skip
-    return {"runs": runs}
+    first = next(iter(runs.values()), {})
+    return {"labels": first.get("labels"), "runs": runs}  # labels: the first network's
 
 
 def stage_predict_seg(ctx: Any) -> dict[str, Any]:
