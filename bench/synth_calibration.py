@@ -92,6 +92,7 @@ def run_seg(args: argparse.Namespace, root: Path, out: Path) -> dict[str, Any]:
     config = seg_config(dataset="synthetic", root=root, split="train", labels=None,
                         model="deeplabv3plus", backbone=args.backbone, seed=args.seed,
                         pretrained=backbones.HAS_PRETRAINED[args.backbone],
+                        head_channels=args.seg_head_channels,
                         **overrides(args, "seg"))  # fmt: skip
     run = out / "seg_gt"
     _, cost = timed(lambda: train_seg(config, run / "train", dataset=train, progress=False))
@@ -163,6 +164,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--backbone", default="small", choices=sorted(backbones.BACKBONES))
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument(
+        "--seg-head-channels",
+        type=int,
+        default=None,
+        help="DeepLabV3+ ASPP/decoder channels (None: 256)",
+    )
     parser.add_argument("--skip", default="", help="comma-separated steps to skip")
     for prefix in ("cam", "seg"):
         parser.add_argument(f"--{prefix}-epochs", type=int, default=None)

@@ -51,9 +51,16 @@ def test_group_cams_and_segmentation_get_rows(run_copy: Path, nested: bool) -> N
     val_file.write_text(json.dumps(val))
     paths = _write(run_copy)
     md = paths["report"].read_text()
-    assert "| CAM | Group-WSSS CAM (graph) | train | 31.00 | 67.8 (val) |" in md
-    assert "| CAM | Group-WSSS CAM (ensemble) | train | 32.50 | 68.2 (val) |" in md
-    assert "| segmentation | DeepLab-v2 (WSGCN-I + dCRF) | val | 42.00 | 66.7 |" in md
+    cam = json.loads((run_copy / "metrics" / "pseudo.json").read_text())["cam"]["best"]["miou"]
+    assert f"| CAM | Group-WSSS CAM (graph) | train | 31.00 | {31 - cam:+.1f} | 67.8 (val) |" in md
+    assert (
+        f"| CAM | Group-WSSS CAM (ensemble) | train | 32.50 | {32.5 - cam:+.1f} | 68.2 (val) |"
+        in md
+    )
+    assert (
+        f"| segmentation | DeepLab-v2 (WSGCN-I + dCRF) | val | 42.00 | {42 - cam:+.1f} | 66.7 |"
+        in md
+    )
     assert md.index("| segmentation |") < md.index("| baseline |")
     assert "Group-WSSS CAM (graph) 0.30" in md
     assert md.count("| CAM | CAM |") == 1  # the pseudo-label CAM, not the group stage's copy

@@ -70,4 +70,6 @@ def test_the_demo_recipe_differs(tmp_path: Path) -> None:
     """The comparison can fail: the demo's CPU recipe is not the papers'."""
     ctx = Context(config=load_config("demo"), rundir=RunDir(tmp_path), progress=False)
     demo = stage_recipes(ctx)
-    assert demo["cam_train"]["backbone"] == "small" and demo["cam_train"]["crop"] != 512
+    assert (
+        demo["cam_train"]["backbone"] == "efficientnet_lite0" and demo["cam_train"]["crop"] != 512
+    )

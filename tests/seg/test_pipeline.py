@@ -105,6 +105,17 @@ def test_label_folder_choice(tiny_voc: Path, tmp_path: Path):
     assert saved["labels"] is None and saved["model"] == "deeplabv2"
 
 
+def test_a_variant_can_train_on_the_ground_truth(tiny_voc: Path, tmp_path: Path):
+    """The report's supervised ceiling: one network on the ground truth beside one on pseudo
+    labels, in one stage."""
+    ctx = make_context(tiny_voc, tmp_path, labels="WSGCN-I")
+    write_label_png(ctx.path / "gcn" / "wsgcn_i" / "x.png", np.zeros((2, 2), np.uint8))
+    variants = [{"name": "v2", "head": "deeplabv2"},
+                {"name": "gt", "head": "deeplabv2", "labels": "ground truth"}]  # fmt: skip
+    assert seg_labels(ctx, variants[0]) == ctx.path / "gcn" / "wsgcn_i"
+    assert seg_labels(ctx, variants[1]) is None
+
+
 def test_bad_variants(tiny_voc: Path, tmp_path: Path):
     ctx = make_context(tiny_voc, tmp_path, variants=[{"name": "a", "head": "escrf"},
                                                      {"name": "a", "head": "deeplabv3plus"}])  # fmt: skip

@@ -9,6 +9,7 @@ by more than a few points.
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,3 +80,30 @@ def test_parts_lie_inside_their_objects(renders3: list[RenderedImage]) -> None:
         on_objects = (r.label > 0) & (r.label != 255)
         assert not (r.parts & ~on_objects).any()
         assert 0 < int(r.parts.sum()) <= sum(o.part_visible for o in r.objects)
+
+
+def test_own_texture_probability_is_a_recorded_generator_setting(tmp_path: Path) -> None:
+    from wsss.errors import WsssError
+    from wsss.synth.generate import generate_benchmark
+
+    def own_share(prob: float) -> float:
+        renders = [render_sample(2, "train", k, SIZE, "3", own_texture_prob=prob)
+                   for k in range(40)]  # fmt: skip
+        pairs = [
+            (o.class_id, t) for r in renders for o, t in zip(r.objects, r.textures, strict=True)
+        ]
+        return float(np.mean([t == CLASS_DESIGNS_V3[c - 1].texture for c, t in pairs]))
+
+    assert own_share(1.0) == 1.0 and own_share(0.0) == 0.0
+    default = render_sample(2, "train", 3, SIZE, "3")
+    assert _digest(default) == _digest(
+        render_sample(2, "train", 3, SIZE, "3", own_texture_prob=OWN_TEXTURE_PROB)
+    )
+    meta = generate_benchmark(tmp_path / "b", n_train=2, n_val=1, size=32, progress=False,
+                              own_texture_prob=0.5)  # fmt: skip
+    assert meta["own_texture_prob"] == 0.5
+    with pytest.raises(WsssError, match="own_texture_prob=0.5"):
+        generate_benchmark(tmp_path / "b", n_train=2, n_val=1, size=32, progress=False,
+                           own_texture_prob=0.25)  # fmt: skip
+    with pytest.raises(WsssError, match=r"\[0, 1\]"):
+        render_sample(2, "train", 3, SIZE, "3", own_texture_prob=1.5)

@@ -72,7 +72,8 @@ def test_stage_rows_in_pipeline_order() -> None:
         "labels": {"WSGCN-I + dCRF": {"miou": 14.0}, "IRNet RW": {"miou": 12.0},
                    "WSGCN-I": {"miou": 13.0}},
     }  # fmt: skip
-    val = {"colour-only (supervised, oracle labels)": {"miou": 9.0}, "DeepLab": {"miou": 15.0}}
+    val = {"colour-only (supervised, oracle labels)": {"miou": 9.0}, "DeepLab": {"miou": 15.0},
+           "DeepLabV3+ (supervised, ground truth)": {"miou": 60.0}}  # fmt: skip
     group = {"graph": {"best_threshold": 0.3, "miou": 10.5}}
     rows = stage_rows(pseudo, group, val)
     assert [(r.stage, r.method, r.miou) for r in rows] == [
@@ -81,10 +82,12 @@ def test_stage_rows_in_pipeline_order() -> None:
         ("GCN", "WSGCN-I", 13.0), ("GCN + dCRF", "WSGCN-I + dCRF", 14.0),
         ("segmentation", "DeepLab", 15.0),
         ("baseline", "colour-only (supervised, oracle labels)", 9.0),
+        ("baseline", "DeepLabV3+ (supervised, ground truth)", 60.0),
     ]  # fmt: skip
     table = main_table(rows)
-    assert table.rows[1][3:] == ("10.50", "67.8 (val)")
-    assert table.rows[2][4] == "-" and table.rows[6][4] == "66.7"
+    assert table.rows[1][3:] == ("10.50", "+0.5", "67.8 (val)")
+    assert table.rows[0][4] == "-" and table.rows[6][4] == "+5.0"  # vs CAM, val against train
+    assert table.rows[2][5] == "-" and table.rows[6][5] == "66.7"
     assert table.notes[0].endswith("CAM 0.25, Group-WSSS CAM (graph) 0.30")
 
 

@@ -19,6 +19,13 @@ def synth(
     version: str = typer.Option(
         GENERATOR_VERSION, help="Generator version (2 reproduces earlier runs byte for byte)."
     ),
+    own_texture_prob: float | None = typer.Option(
+        None,
+        min=0.0,
+        max=1.0,
+        help="Version 3: probability that a body wears its class's texture (default: the "
+        "calibrated value, docs/synthetic.md).",
+    ),
 ) -> None:
     """Generate the synthetic VOC-layout benchmark (resumes an interrupted run)."""
     from wsss.synth.generate import generate_benchmark
@@ -31,6 +38,7 @@ def synth(
         seed=seed,
         progress=not state.quiet,
         version=version,
+        own_texture_prob=own_texture_prob,
     )
     if not state.quiet:
         classes = ", ".join(meta["classes"][1:])

@@ -40,7 +40,7 @@ DICT: Spec = (dict,)
 SECTIONS: dict[str, dict[str, Spec]] = {
     "": {"name": STR, "seed": INT, "device": STR, "stages": (list, None)},
     "data": {"dataset": STR, "root": OPT_STR, "train": INT, "val": INT, "size": INT,
-             "train_split": OPT_STR},
+             "train_split": OPT_STR, "own_texture_prob": (float, None)},
     "cam": {"scales": LIST, "weights": OPT_STR, "model": STR, "combine": OPT_STR,
             "output_stride": OPT_INT, "person_proxies": BOOL},
     "crf": {"bg_threshold": (float, None), "preset": OPT_STR, "n_iter": OPT_INT},
@@ -60,7 +60,8 @@ SECTIONS: dict[str, dict[str, Spec]] = {
 #: Keys of one ``gcn.variants`` entry, and of one ``seg.variants`` entry besides the seg options.
 GCN_VARIANT_KEYS: dict[str, Spec] = {"name": STR, "label": STR, "graph": STR, "affinity": OPT_STR,
                                      "features": OPT_STR}  # fmt: skip
-SEG_VARIANT_KEYS: dict[str, Spec] = {"name": STR, "label": STR, "head": STR, "weights": OPT_STR}
+SEG_VARIANT_KEYS: dict[str, Spec] = {"name": STR, "label": STR, "head": STR, "weights": OPT_STR,
+                                     "labels": STR}  # fmt: skip
 
 #: Arguments of each trainer's ``resolve_*`` that the pipeline sets itself.
 _SET_BY_PIPELINE = {"dataset", "root", "split", "seed", "model", "labels", "init", "group_size",

@@ -54,13 +54,14 @@ GROUND_TRUTH = "ground truth"
 DEFAULT_VARIANTS = DEFAULT_SEG_VARIANTS
 
 
-def seg_labels(ctx: Any) -> Path | None:
-    """The pseudo-label folder trained on (``seg.labels``), or None for the ground truth.
+def seg_labels(ctx: Any, variant: dict[str, Any] | None = None) -> Path | None:
+    """The pseudo-label folder a network trains on (the variant's ``labels``, else
+    ``seg.labels``), or None for the ground truth (the report's supervised ceiling).
 
     Raises:
         WsssError: no pseudo-label folder of that name exists (yet) in the run.
     """
-    name = str(_settings(ctx).get("labels") or DEFAULT_LABELS)
+    name = str((variant or {}).get("labels") or _settings(ctx).get("labels") or DEFAULT_LABELS)
     if name == GROUND_TRUTH:
         return None
     folders = pseudo_label_folders(ctx)
@@ -72,13 +73,14 @@ def seg_labels(ctx: Any) -> Path | None:
 
 
 def stage_train_seg(ctx: Any) -> dict[str, Any]:
-    """Train every configured network on the pseudo labels of the pseudo-label split."""
+    """Train every configured network on the pseudo labels of the pseudo-label split (or on its
+    ground truth, a variant with ``labels: ground truth``)."""
     from wsss.seg.train import train, train_seconds
 
-    labels = seg_labels(ctx)
     dataset = ctx.dataset(pseudo_split(ctx))
     runs = {}
     for variant in seg_variants(ctx):
+        labels = seg_labels(ctx, variant)
         if "head" not in variant:
             raise WsssError(f"seg variant {variant['name']!r} needs a head (e.g. deeplabv3plus)")
         run = seg_dir(ctx, variant) / "train"
@@ -88,8 +90,10 @@ def stage_train_seg(ctx: Any) -> dict[str, Any]:
                       weights=weights)  # fmt: skip
         log = (run / "train.log").read_text(encoding="utf-8").splitlines()
         runs[variant["name"]] = {"checkpoint": str(final), "seconds": train_seconds(run),
+                                 "labels": GROUND_TRUTH if labels is None else str(labels),
                                  "last_epoch": log[-1] if log else None}  # fmt: skip
-    return {"labels": GROUND_TRUTH if labels is None else str(labels), "runs": runs}
+    first = next(iter(runs.values()), {})
+    return {"labels": first.get("labels"), "runs": runs}  # labels: the first network's
 
 
 def stage_predict_seg(ctx: Any) -> dict[str, Any]:

@@ -54,6 +54,7 @@ def stage_data(ctx: Context) -> dict[str, Any]:
         size=int(cfg["size"]),
         seed=int(ctx.config["seed"]),
         progress=ctx.progress,
+        own_texture_prob=cfg.get("own_texture_prob"),
     )
     return {"root": str(ctx.data_root), "train": cfg["train"], "val": cfg["val"],
             "classes": meta["classes"]}  # fmt: skip

@@ -50,6 +50,9 @@ class SegConfig(SavedConfig):
             holds must exist in this network with the same shape, and parts it lacks keep their
             initialisation (e.g. Joint-CRF's Potts weights on a trained DeepLabV3+, as
             CRF-as-RNN fine-tunes a trained FCN). None: train from ``pretrained`` / scratch.
+        head_channels: Channels of DeepLabV3+'s ASPP and decoder (and of the module on its
+            features) on a full-size backbone; None: the paper's 256 (the ``small`` backbone's
+            heads are always 64). A CPU budget setting (the demo on Lite0: 128).
     """
 
     dataset: str
@@ -77,9 +80,10 @@ class SegConfig(SavedConfig):
     superpixel: bool
     seed: int
     init: str | None = None
+    head_channels: int | None = None
 
     #: runs written before these fields existed still resume
-    OMIT_IF_NONE: ClassVar[tuple[str, ...]] = ("init",)
+    OMIT_IF_NONE: ClassVar[tuple[str, ...]] = ("init", "head_channels")
     DEFAULTS: ClassVar[dict[str, Any]] = {"optimizer": "sgd"}
 
     @property
@@ -130,7 +134,7 @@ def resolve_config(
     optimizer: str | None = None, weight_decay: float | None = None, momentum: float = 0.9,
     poly_power: float = 0.9, crop: int | None = None, long_side: tuple[int, int] | None = None, flip: bool = True,
     n_segments: int = DEFAULT_SEGMENTS, pairwise: bool = True, superpixel: bool = True,
-    seed: int = 0, init: str | Path | None = None,
+    seed: int = 0, init: str | Path | None = None, head_channels: int | None = None,
 ) -> SegConfig:  # fmt: skip
     """A :class:`SegConfig` with every None replaced by the preset of the model and backbone.
 
@@ -154,7 +158,7 @@ def resolve_config(
         pretrained=pretrained,
         momentum=momentum, poly_power=poly_power, flip=flip,
         n_segments=n_segments, pairwise=pairwise, superpixel=superpixel, seed=seed,
-        init=None if init is None else str(loop.final_path(init)),
+        init=None if init is None else str(loop.final_path(init)), head_channels=head_channels,
         **{**values, "head_lr_mult": float(values["head_lr_mult"])},
     )  # fmt: skip
     _validate(config)
@@ -169,5 +173,7 @@ def _validate(config: SegConfig) -> None:
          f"unknown optimizer {config.optimizer!r}; valid names: {', '.join(OPTIMIZERS)}"),
         (config.n_segments >= 1, f"n_segments must be positive, got {config.n_segments}"),
         (config.pairwise or config.superpixel, "ES-CRF needs --pairwise or --superpixel"),
+        (config.head_channels is None or config.head_channels >= 8,
+         f"head channels must be at least 8, got {config.head_channels}"),
     ])  # fmt: skip
     backbones.check_backbone(config.backbone, pretrained=config.pretrained)

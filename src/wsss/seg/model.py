@@ -25,8 +25,10 @@ def build_seg_model(
     """The network of ``config`` (``pretrained`` overrides the config: loading a trained run never
     downloads ImageNet weights)."""
     options: dict[str, Any] = {}
+    if config.head_channels is not None:
+        options["head_channels"] = config.head_channels
     if config.model == "escrf":
-        options = {"pairwise": config.pairwise, "superpixel": config.superpixel}
+        options |= {"pairwise": config.pairwise, "superpixel": config.superpixel}
     return create_seg_model(config.model, backbone=config.backbone, num_classes=num_classes,
                             pretrained=pretrained, output_stride=config.output_stride,
                             freeze_bn=config.freeze_bn, weights=weights, **options)  # fmt: skip

@@ -41,23 +41,32 @@ DEFAULT_SEG_OUTPUT_STRIDES: dict[str, int] = {
 }  # fmt: skip
 
 
-def _v3plus_sizes(backbone: Backbone) -> dict[str, Any]:
+def _v3plus_sizes(backbone: Backbone, head_channels: int | None = None) -> dict[str, Any]:
+    """DeepLabV3+'s sizes on ``backbone``; ``head_channels`` narrows ASPP and the decoder of a
+    full-size backbone (None: the paper's 256)."""
     if backbone.stage_channels[-1] <= 256:  # the small backbone
         return {"rates": (3, 6, 9), "aspp_channels": 64, "low_level_channels": 16,
                 "decoder_channels": 64, "group_norm": True}  # fmt: skip
     rates = (6, 12, 18) if backbone.output_stride == 16 else (12, 24, 36)
-    return {"rates": rates}
+    if head_channels is None:
+        return {"rates": rates}
+    return {"rates": rates, "aspp_channels": head_channels, "decoder_channels": head_channels}
 
 
-def _deeplabv2(backbone: Backbone, num_classes: int, *, freeze_bn: bool) -> SegmentationModel:
+def _deeplabv2(
+    backbone: Backbone, num_classes: int, *, freeze_bn: bool, head_channels: int | None = None
+) -> SegmentationModel:
+    del head_channels  # DeepLab-v2's ASPP-L has no hidden channels
     small = backbone.stage_channels[-1] <= 256
     rates = (3, 6, 9, 12) if small else (6, 12, 18, 24)
     return DeepLabV2(backbone=backbone, num_classes=num_classes, rates=rates, freeze_bn=freeze_bn)
 
 
-def _deeplabv3plus(backbone: Backbone, num_classes: int, *, freeze_bn: bool) -> SegmentationModel:
+def _deeplabv3plus(
+    backbone: Backbone, num_classes: int, *, freeze_bn: bool, head_channels: int | None = None
+) -> SegmentationModel:
     return DeepLabV3Plus(backbone=backbone, num_classes=num_classes, freeze_bn=freeze_bn,
-                         **_v3plus_sizes(backbone))  # fmt: skip
+                         **_v3plus_sizes(backbone, head_channels))  # fmt: skip
 
 
 def _own_stream(build: Callable[[], nn.Module]) -> nn.Module:
@@ -76,9 +85,10 @@ def _own_stream(build: Callable[[], nn.Module]) -> nn.Module:
 
 def _escrf(
     backbone: Backbone, num_classes: int, *, freeze_bn: bool, pairwise: bool = True,
-    superpixel: bool = True, chunk: int = 1024, kernel: str = "gaussian", **options: Any,
+    superpixel: bool = True, chunk: int = 1024, kernel: str = "gaussian",
+    head_channels: int | None = None, **options: Any,
 ) -> SegmentationModel:  # fmt: skip
-    sizes = _v3plus_sizes(backbone)
+    sizes = _v3plus_sizes(backbone, head_channels)
     channels = sizes.get("decoder_channels", 256)
     small = channels <= 64
     if kernel == "dot":  # the form before issue 19, for comparison
@@ -96,9 +106,10 @@ def _escrf(
 
 
 def _nonlocal(
-    backbone: Backbone, num_classes: int, *, freeze_bn: bool, chunk: int = 1024
-) -> SegmentationModel:
-    sizes = _v3plus_sizes(backbone)
+    backbone: Backbone, num_classes: int, *, freeze_bn: bool, chunk: int = 1024,
+    head_channels: int | None = None,
+) -> SegmentationModel:  # fmt: skip
+    sizes = _v3plus_sizes(backbone, head_channels)
     channels = sizes.get("decoder_channels", 256)
     refine = _own_stream(lambda: NonLocal(channels=channels, chunk=chunk))
     return DeepLabV3Plus(backbone=backbone, num_classes=num_classes, freeze_bn=freeze_bn,
@@ -106,10 +117,11 @@ def _nonlocal(
 
 
 def _jointcrf(
-    backbone: Backbone, num_classes: int, *, freeze_bn: bool, n_iter: int = 5
-) -> SegmentationModel:
+    backbone: Backbone, num_classes: int, *, freeze_bn: bool, n_iter: int = 5,
+    head_channels: int | None = None,
+) -> SegmentationModel:  # fmt: skip
     return JointCRF(backbone=backbone, num_classes=num_classes, freeze_bn=freeze_bn,
-                    n_iter=n_iter, **_v3plus_sizes(backbone))  # fmt: skip
+                    n_iter=n_iter, **_v3plus_sizes(backbone, head_channels))  # fmt: skip
 
 
 #: Head name -> builder ``(backbone, num_classes, freeze_bn=, **options) -> SegmentationModel``.

@@ -35,6 +35,7 @@ from wsss.io.atomic import atomic_path, atomic_write_text
 from wsss.io.images import read_image, read_label_png
 from wsss.io.palette import colorize, write_label_png
 from wsss.synth.design import GENERATOR_VERSION, GENERATOR_VERSIONS, SCENES, SYNTH_CLASSES
+from wsss.synth.design3 import OWN_TEXTURE_PROB
 from wsss.synth.render import RenderedImage, render_image
 from wsss.synth.render3 import render_image3
 
@@ -44,6 +45,10 @@ META_FILE = "meta.json"
 #: Written first and removed last: the parameters of an unfinished run, checked on resume.
 PARTIAL_FILE = ".synth-partial.json"
 _CONTENT_KEYS = ("generator_version", "seed", "size")
+#: Generator settings of version 3 that change the content, and their value in folders written
+#: before they were recorded.
+_V3_KEYS = ("own_texture_prob",)
+_V3_DEFAULTS: dict[str, Any] = {"own_texture_prob": 0.8}
 #: Version 3's extra per-image files: part/body masks and annotations (folder, suffix).
 PART_DIR, ANNOTATION_DIR = "SegmentationPart", "SynthAnnotations"
 #: Values of the ``SegmentationPart`` masks.
@@ -74,13 +79,28 @@ def check_version(version: str) -> str:
 
 
 def render_sample(
-    seed: int, split: str, index: int, size: int, version: str = GENERATOR_VERSION
-) -> RenderedImage:
-    """Render image ``index`` of ``split`` exactly as :func:`generate_benchmark` writes it."""
+    seed: int, split: str, index: int, size: int, version: str = GENERATOR_VERSION,
+    own_texture_prob: float | None = None,
+) -> RenderedImage:  # fmt: skip
+    """Render image ``index`` of ``split`` exactly as :func:`generate_benchmark` writes it
+    (``own_texture_prob``: version 3's, None for its default)."""
     rng = image_rng(seed, SPLITS.index(split), index)
     if check_version(version) == "2":
         return render_image(rng, size)
-    return render_image3(rng, size)
+    return render_image3(rng, size, own_texture_prob=texture_prob(own_texture_prob))
+
+
+def texture_prob(own_texture_prob: float | None) -> float:
+    """Version 3's probability that a body wears its class's texture (None: the default).
+
+    Raises:
+        WsssError: a value outside [0, 1].
+    """
+    if own_texture_prob is None:
+        return OWN_TEXTURE_PROB
+    if not 0.0 <= own_texture_prob <= 1.0:
+        raise WsssError(f"own texture probability must be in [0, 1], got {own_texture_prob}")
+    return float(own_texture_prob)
 
 
 def sample_paths(out: Path, sample_id: str, version: str = "2") -> tuple[Path, ...]:
@@ -143,8 +163,9 @@ def _write_sample(out: Path, sample_id: str, rendered: RenderedImage, version: s
 
 
 def build_meta(
-    *, n_train: int, n_val: int, size: int, seed: int, version: str = GENERATOR_VERSION
-) -> dict[str, Any]:
+    *, n_train: int, n_val: int, size: int, seed: int, version: str = GENERATOR_VERSION,
+    own_texture_prob: float | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """The content of ``meta.json`` (no timestamps: reruns are byte-identical)."""
     meta: dict[str, Any] = {
         "name": "wsss-synthetic-voc",
@@ -159,6 +180,7 @@ def build_meta(
     }
     if version != "2":
         meta["extra_folders"] = [PART_DIR, ANNOTATION_DIR]
+        meta["own_texture_prob"] = texture_prob(own_texture_prob)
     return meta
 
 
@@ -172,7 +194,8 @@ def _check_compatible(out: Path, meta: dict[str, Any]) -> None:
             old = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
             raise WsssError(f"unreadable generator record ({err})", path) from None
-        diff = [k for k in _CONTENT_KEYS if old.get(k) != meta[k]]
+        keys = (*_CONTENT_KEYS, *(k for k in _V3_KEYS if k in meta))
+        diff = [k for k in keys if old.get(k, _V3_DEFAULTS.get(k)) != meta[k]]
         if diff:
             found = ", ".join(f"{k}={old.get(k)!r} (asked {meta[k]!r})" for k in diff)
             raise WsssError(
@@ -204,6 +227,7 @@ def generate_benchmark(
     seed: int = 0,
     progress: bool = True,
     version: str = GENERATOR_VERSION,
+    own_texture_prob: float | None = None,
 ) -> dict[str, Any]:
     """Write the synthetic benchmark under ``out`` in the PASCAL VOC 2012 layout.
 
@@ -220,6 +244,8 @@ def generate_benchmark(
         progress: Show a ``rich`` progress bar.
         version: Generator version (:data:`~wsss.synth.design.GENERATOR_VERSIONS`); older ones
             stay available so that earlier runs can be reproduced byte for byte.
+        own_texture_prob: Version 3: probability that a body wears its own class's texture
+            (None: :data:`~wsss.synth.design3.OWN_TEXTURE_PROB`); recorded in ``meta.json``.
 
     Returns:
         The metadata written to ``meta.json``.
@@ -230,11 +256,13 @@ def generate_benchmark(
     _check_args(n_train, n_val, size, seed)
     version = check_version(version)
     out = Path(out)
-    meta = build_meta(n_train=n_train, n_val=n_val, size=size, seed=seed, version=version)
+    meta = build_meta(n_train=n_train, n_val=n_val, size=size, seed=seed, version=version,
+                      own_texture_prob=own_texture_prob)  # fmt: skip
     _check_compatible(out, meta)
     out.mkdir(parents=True, exist_ok=True)
     if not (out / META_FILE).exists():
-        atomic_write_text(out / PARTIAL_FILE, _dump({k: meta[k] for k in _CONTENT_KEYS}))
+        record = {k: meta[k] for k in (*_CONTENT_KEYS, *_V3_KEYS) if k in meta}
+        atomic_write_text(out / PARTIAL_FILE, _dump(record))
     counts = {"train": n_train, "val": n_val}
     jobs = [(split, k) for split in SPLITS for k in range(counts[split])]
     columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn())
@@ -243,7 +271,7 @@ def generate_benchmark(
         for split, k in jobs:
             sample_id = image_id(split, k)
             if not all(p.exists() for p in sample_paths(out, sample_id, version)):
-                rendered = render_sample(seed, split, k, size, version)
+                rendered = render_sample(seed, split, k, size, version, own_texture_prob)
                 _write_sample(out, sample_id, rendered, version)
             bar.advance(task)
     lists = out / "ImageSets" / "Segmentation"

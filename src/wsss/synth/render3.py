@@ -147,10 +147,13 @@ def choose_scene3(first_class: int, rng: np.random.Generator) -> str:
     return str(rng.choice(SCENES))
 
 
-def choose_texture(design: d3.ClassDesign3, rng: np.random.Generator) -> str:
-    """The class's own texture with probability :data:`~wsss.synth.design3.OWN_TEXTURE_PROB`,
-    else one of the other classes' textures (uniform)."""
-    if rng.random() < d3.OWN_TEXTURE_PROB:
+def choose_texture(
+    design: d3.ClassDesign3, rng: np.random.Generator, own_prob: float = d3.OWN_TEXTURE_PROB
+) -> str:
+    """The class's own texture with probability ``own_prob``
+    (:data:`~wsss.synth.design3.OWN_TEXTURE_PROB` by default), else one of the other classes'
+    textures (uniform)."""
+    if rng.random() < own_prob:
         return design.texture
     others = [t for t in d3.TEXTURES_V3 if t != design.texture]
     return str(rng.choice(others))
@@ -177,6 +180,7 @@ def draw_object3(
     design: d3.ClassDesign3,
     grid: Grid,
     rng: np.random.Generator,
+    own_texture_prob: float = d3.OWN_TEXTURE_PROB,
 ) -> tuple[Mask, Mask, str] | None:
     """Place and paint one object on top of ``image``; None if no placement kept the earlier
     objects at least half visible (nothing is drawn then).
@@ -197,18 +201,21 @@ def draw_object3(
     behind = image[mask].mean(axis=0)
     part_colour = _colour(rng, design.part_colour)
     colours = _texture_colours(rng, _pick_colour(rng, [behind, part_colour], 90.0))
-    kind = choose_texture(design, rng)
+    kind = choose_texture(design, rng, own_texture_prob)
     _paint3(image, mask, kind, (u, v, pose.half_len), colours, rng)
     image[part] = part_colour * (0.92 + 0.16 * rng.random((int(part.sum()), 1), dtype=np.float32))
     return mask, part, kind
 
 
-def render_image3(rng: np.random.Generator, size: int = 128) -> RenderedImage:
+def render_image3(
+    rng: np.random.Generator, size: int = 128, own_texture_prob: float = d3.OWN_TEXTURE_PROB
+) -> RenderedImage:
     """Render one version-3 image with its class and instance masks.
 
     Args:
         rng: The image's own generator; the result depends on nothing else.
         size: Side of the square image in pixels (>= 32).
+        own_texture_prob: Probability that a body wears its own class's texture.
 
     Returns:
         The image, masks (with the void band) and what was drawn (``textures`` gives the texture
@@ -226,7 +233,8 @@ def render_image3(rng: np.random.Generator, size: int = 128) -> RenderedImage:
     textures = []
     for cls in classes:
         areas = [int(m.sum()) for _, m, _ in drawn]
-        result = draw_object3(image, instances, areas, d3.CLASS_DESIGNS_V3[cls], grid, rng)
+        design = d3.CLASS_DESIGNS_V3[cls]
+        result = draw_object3(image, instances, areas, design, grid, rng, own_texture_prob)
         if result is not None:
             drawn.append((cls + 1, result[0], result[1]))
             textures.append(result[2])

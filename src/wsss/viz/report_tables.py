@@ -13,8 +13,16 @@ from wsss.viz.report_doc import Table, fmt, make_table
 STAGE_ORDER = ("CAM", "seeds", "dense CRF", "random walk", "GCN", "GCN + dCRF", "segmentation",
                "baseline")  # fmt: skip
 
-#: Val methods that are references rather than the pipeline's segmentation (name prefixes).
+#: Val methods that are references rather than the pipeline's segmentation: the colour oracle
+#: (name prefix) and networks trained on the ground truth (the supervised ceiling).
 BASELINE_PREFIXES = ("colour-only",)
+SUPERVISED_MARK = "ground truth"
+
+
+def is_reference(name: str) -> bool:
+    """Whether a val row is a reference (oracle or supervised ceiling), not a WSSS result."""
+    return name.startswith(BASELINE_PREFIXES) or SUPERVISED_MARK in name
+
 
 #: Display names of the seed schemes.
 SEED_NAMES = {"irnet": "IRNet seeds", "wsgcn": "WSGCN seeds"}
@@ -72,7 +80,7 @@ def stage_rows(
     for name, scores in pseudo.get("labels", {}).items():
         rows.append(StageRow(_label_stage(name), name, split, scores.get("miou")))
     for name, scores in val.items():
-        stage = "baseline" if name.startswith(BASELINE_PREFIXES) else "segmentation"
+        stage = "baseline" if is_reference(name) else "segmentation"
         rows.append(StageRow(stage, name, "val", scores.get("miou")))
     return sorted(rows, key=lambda r: STAGE_ORDER.index(r.stage))
 
@@ -94,22 +102,33 @@ def _source_notes(named: list[tuple[str, Reference]]) -> list[str]:
             for (source, split), entries in by_source.items()]  # fmt: skip
 
 
+def _change(miou: float | None, cam: float | None) -> str:
+    if miou is None or cam is None:
+        return "-"
+    return f"{miou - cam:+.1f}"
+
+
 def main_table(rows: list[StageRow]) -> Table:
-    """Stage | method | split | mIoU | paper (VOC), with the papers' sources as notes."""
+    """Stage | method | split | mIoU | change from the CAM | paper (VOC), with the papers' sources
+    as notes."""
     cells, named = [], []
+    cam = next((r.miou for r in rows if r.method == "CAM"), None)
     for row in rows:
         ref = paper_reference(row.method, row.stage)
         if ref is not None:
             named.append((row.method, ref))
-        cells.append([row.stage, row.method, row.split, fmt(row.miou), _paper_cell(ref, row.split)])
+        change = "-" if row.method == "CAM" else _change(row.miou, cam)
+        cells.append([row.stage, row.method, row.split, fmt(row.miou), change,
+                      _paper_cell(ref, row.split)])  # fmt: skip
     swept = [f"{r.method} {r.threshold:.2f}" for r in rows if r.threshold is not None]
     notes = [
         *(["CAM rows at the best background threshold of the sweep: " + ", ".join(swept)]
           if swept else []),
         "Seeds: predicted 255 counted as background (the pseudo-label table gives both ways).",
+        "vs CAM: mIoU minus the CAM row's (val rows against the CAM on the training split).",
         *_source_notes(named),
     ]  # fmt: skip
-    header = ["stage", "method", "split", "mIoU", "paper (VOC)"]
+    header = ["stage", "method", "split", "mIoU", "vs CAM", "paper (VOC)"]
     return make_table(header, cells, numeric_from=3, key="stages", notes=notes)
 
 
