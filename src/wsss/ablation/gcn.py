@@ -22,7 +22,15 @@ from wsss.io.atomic import atomic_write_text
 from wsss.io.images import read_label_png
 from wsss.io.palette import write_label_png
 from wsss.io.rundir import RunDir
-from wsss.pipeline.layout import Context, affinity_run, cam_dir, eval_split, gcn_dir, rw_dir
+from wsss.pipeline.layout import (
+    Context,
+    affinity_run,
+    cam_dir,
+    eval_split,
+    gcn_dir,
+    pseudo_cam_dir,
+    rw_dir,
+)
 
 #: The rows of WSGCN table 2: (name, loss weights of eq. (2), dense CRF after the GCN).
 GCN_VARIANTS: tuple[tuple[str, LossWeights, bool], ...] = (
@@ -94,7 +102,7 @@ def ablate_gcn(
         raise WsssError("not a run directory (no config.yaml)", rundir.path,
                         hint="run `wsss run` first")  # fmt: skip
     ctx = Context(config=config, rundir=rundir, progress=progress)
-    for needed in (cam_dir(ctx), affinity_run(ctx, "irn") / "final.pt"):
+    for needed in (pseudo_cam_dir(ctx), affinity_run(ctx, "irn") / "final.pt"):
         if not needed.exists():
             raise WsssError("missing; run the cam and train_affinity stages first", needed)
     dataset = ctx.dataset(eval_split(ctx))
@@ -117,7 +125,7 @@ def ablate_gcn(
     reuse = _reusable_rows(ctx) if reuse else {}
     for group in track(groups, description="GCN ablation", enabled=progress):
         images = [dataset.load_image(i) for i in group]
-        cams = [read_cam_for_image(cam_dir(ctx) / f"{i}.npz", size=im.shape[:2],
+        cams = [read_cam_for_image(pseudo_cam_dir(ctx) / f"{i}.npz", size=im.shape[:2],
                                    num_classes=dataset.classes.num_classes,
                                    full_resolution=False)
                 for i, im in zip(group, images, strict=True)]  # fmt: skip

@@ -19,8 +19,8 @@ from wsss.errors import WsssError
 from wsss.io.rundir import RunDir
 
 __all__ = ["CRF_LABEL", "DEFAULT_SEG_VARIANTS", "PREDICTION_FOLDERS", "Context",
-           "affinity_methods", "affinity_run", "cam_dir", "crf_dir", "eval_split", "gcn_dir",
-           "gcn_variants", "group_train_dir",
+           "affinity_methods", "affinity_run", "cam_calibration", "cam_dir", "crf_dir",
+           "eval_split", "gcn_dir", "gcn_variants", "group_train_dir", "pseudo_cam_dir",
            "pseudo_label_folders", "pseudo_split", "rw_dir", "seed_dir", "seg_dir",
            "seg_prediction_folders", "seg_settings", "seg_variants", "train_split"]  # fmt: skip
 
@@ -84,6 +84,22 @@ def train_split(ctx: Any) -> str:
 def cam_dir(ctx: Any) -> Path:
     """Folder of the CAM files of the pseudo-label split."""
     return ctx.path / "cams" / pseudo_split(ctx)
+
+
+def cam_calibration(ctx: Any) -> str | float | None:
+    """``pseudo.cam_calibration``: None (the CAMs as they are), ``"ground truth"`` (the CAM's
+    best background threshold on the evaluation split's masks) or a threshold (a number in
+    (0, 1)) that :mod:`wsss.cam.calibrate` maps to the papers' 0.15."""
+    value = ctx.config.get("pseudo", {}).get("cam_calibration")
+    return None if value in (None, "none") else value
+
+
+def pseudo_cam_dir(ctx: Any) -> Path:
+    """Folder of the CAM files the seeds, random walks, GCNs and CRFs read: the calibrated CAMs
+    (``cams_calibrated/<split>``) when ``pseudo.cam_calibration`` is set, else :func:`cam_dir`."""
+    if cam_calibration(ctx) is None:
+        return cam_dir(ctx)
+    return ctx.path / "cams_calibrated" / pseudo_split(ctx)
 
 
 def seed_dir(ctx: Any, method: str, *, full_size: bool) -> Path:

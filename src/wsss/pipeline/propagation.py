@@ -11,9 +11,9 @@ from wsss.engine import barrier
 from wsss.pipeline.layout import (
     affinity_methods,
     affinity_run,
-    cam_dir,
     gcn_dir,
     gcn_variants,
+    pseudo_cam_dir,
     pseudo_split,
     rw_dir,
 )
@@ -45,7 +45,7 @@ def stage_random_walk(ctx: Any) -> dict[str, Any]:
             "rw", affinity=affinity_run(ctx, method), device=ctx.config["device"]
         )
         out = rw_dir(ctx, method)
-        propagate(dataset, cam_dir(ctx), out, propagator, progress=ctx.progress)
+        propagate(dataset, pseudo_cam_dir(ctx), out, propagator, progress=ctx.progress)
         written[method] = str(out)
     barrier()
     return written
@@ -109,7 +109,7 @@ def stage_gcn(ctx: Any) -> dict[str, Any]:
                     enabled=ctx.progress)  # fmt: skip
         for group in bar:
             images = [dataset.load_image(i) for i in group]
-            cams = [read_cam_for_image(cam_dir(ctx) / f"{i}.npz", size=im.shape[:2],
+            cams = [read_cam_for_image(pseudo_cam_dir(ctx) / f"{i}.npz", size=im.shape[:2],
                                        num_classes=dataset.classes.num_classes,
                                        full_resolution=False)
                     for i, im in zip(group, images, strict=True)]  # fmt: skip

@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from wsss.engine import barrier
+from wsss.errors import WsssError
 from wsss.io.atomic import atomic_write_text
 from wsss.pipeline.layout import (
+    cam_calibration,
     cam_dir,
     crf_dir,
     eval_split,
+    pseudo_cam_dir,
     pseudo_label_folders,
     pseudo_split,
     seed_dir,
@@ -25,8 +28,9 @@ from wsss.pipeline.layout import (
 )
 from wsss.pipeline.recipes import cam_recipe
 
-__all__ = ["cam_dir", "eval_split", "pseudo_split", "seed_dir", "stage_cam", "stage_crf",
-           "stage_pseudo_evaluate", "stage_seeds", "stage_train_cam", "train_split"]  # fmt: skip
+__all__ = ["cam_dir", "eval_split", "pseudo_split", "seed_dir", "stage_cam", "stage_cam_calibration",
+           "stage_crf", "stage_pseudo_evaluate", "stage_seeds", "stage_train_cam",
+           "train_split"]  # fmt: skip
 
 
 def stage_train_cam(ctx: Any) -> dict[str, Any]:
@@ -85,6 +89,43 @@ def _imagenet_cams(ctx: Any) -> dict[str, Any]:
     return {"cams": str(cam_dir(ctx)), **done}
 
 
+def stage_cam_calibration(ctx: Any) -> dict[str, Any]:
+    """Calibrated copies of the CAMs (``pseudo.cam_calibration``, :mod:`wsss.cam.calibrate`) for
+    the stages that apply the papers' thresholds to them; nothing when it is not set.
+
+    ``"ground truth"`` takes the CAM's best background threshold on the evaluation split's masks
+    (the sweep of ``wsss eval --cams``, the way IRNet's authors chose 0.15 on VOC train); a
+    number is that threshold. The record (gamma, threshold, source) goes to the manifest and to
+    ``cams_calibrated/<split>/calibration.json``.
+    """
+    from wsss.cam.calibrate import calibrate_cams, prepare_calibrated_folder
+    from wsss.engine import dist_info, shard
+
+    setting = cam_calibration(ctx)
+    if setting is None:
+        return {"calibration": None}
+    if setting == "ground truth":
+        from wsss.metrics.evaluate import evaluate_cams
+
+        scores = evaluate_cams(ctx.dataset(eval_split(ctx)), cam_dir(ctx), progress=ctx.progress)
+        threshold, source = float(scores["best_threshold"]), f"ground truth of {eval_split(ctx)}"
+    elif isinstance(setting, (int, float)) and not isinstance(setting, bool):
+        threshold, source = float(setting), "configuration"
+    else:
+        raise WsssError(f"pseudo.cam_calibration must be null, 'ground truth' or a threshold in "
+                        f"(0, 1), got {setting!r}")  # fmt: skip
+    info = dist_info()
+    if info.rank == 0:
+        prepare_calibrated_folder(pseudo_cam_dir(ctx), threshold=threshold, source=source)
+    barrier()
+    record = json.loads((pseudo_cam_dir(ctx) / "calibration.json").read_text())
+    dataset = ctx.dataset(pseudo_split(ctx))
+    written = calibrate_cams(cam_dir(ctx), pseudo_cam_dir(ctx), shard(dataset.ids, info.rank,
+                             info.world), record["gamma"], progress=ctx.progress)  # fmt: skip
+    barrier()
+    return {"calibration": record, "cams": str(pseudo_cam_dir(ctx)), "written": written}
+
+
 def stage_crf(ctx: Any) -> dict[str, Any]:
     """Dense CRF of the CAMs (``wsss refine --method crf``; ``config["crf"]``: ``bg_threshold``,
     ``preset``, ``n_iter``, None for the refiner's defaults), complete labels of the
@@ -95,7 +136,7 @@ def stage_crf(ctx: Any) -> dict[str, Any]:
 
     options = {k: v for k, v in (ctx.config.get("crf") or {}).items() if v is not None}
     refiner = create_refiner("crf", device=resolve_device(ctx.config["device"]), **options)
-    done = propagate(ctx.dataset(pseudo_split(ctx)), cam_dir(ctx), crf_dir(ctx), refiner,
+    done = propagate(ctx.dataset(pseudo_split(ctx)), pseudo_cam_dir(ctx), crf_dir(ctx), refiner,
                      progress=ctx.progress)  # fmt: skip
     barrier()
     return {"labels": str(crf_dir(ctx)), **done}
@@ -112,7 +153,7 @@ def stage_seeds(ctx: Any) -> dict[str, Any]:
     for method in ctx.config["seeds"]["methods"]:
         seeder = create_seeder(method)
         out = seed_dir(ctx, method, full_size=seeder.full_resolution)
-        make_seeds(dataset, cam_dir(ctx), out, seeder, device=ctx.config["device"],
+        make_seeds(dataset, pseudo_cam_dir(ctx), out, seeder, device=ctx.config["device"],
                    progress=ctx.progress)  # fmt: skip
         written[out.name] = str(out)
         if not seeder.full_resolution:

@@ -46,7 +46,7 @@ SECTIONS: dict[str, dict[str, Spec]] = {
     "crf": {"bg_threshold": (float, None), "preset": OPT_STR, "n_iter": OPT_INT},
     "group": {"group_size": INT, "rounds": INT, "output": STR, "scales": LIST, "init": OPT_STR,
               "weights": OPT_STR, "drop_eval": STR},
-    "pseudo": {"split": STR, "eval_split": OPT_STR},
+    "pseudo": {"split": STR, "eval_split": OPT_STR, "cam_calibration": (str, float, None)},
     "seeds": {"methods": LIST},
     "affinity": {"methods": LIST, "seeds": STR, "epochs": (dict, None), "batch_size": OPT_INT,
                  "irn": (dict, None), "psa": (dict, None)},

@@ -29,6 +29,7 @@ from wsss.pipeline.propagation import (
 )
 from wsss.pipeline.pseudo import (
     stage_cam,
+    stage_cam_calibration,
     stage_crf,
     stage_pseudo_evaluate,
     stage_seeds,
@@ -109,6 +110,7 @@ STAGES: list[Stage] = [
     Stage("cam", stage_cam, "multi-scale CAMs of the training images"),
     Stage("train_group", stage_train_group, "Group-WSSS group classifier, from the CAM classifier"),
     Stage("group_cam", stage_group_cam, "Group-WSSS CAMs (intermediate, graph, ensemble), scored"),
+    Stage("cam_calibration", stage_cam_calibration, "CAMs mapped to the papers' threshold scale"),
     Stage("seeds", stage_seeds, "IRNet and WSGCN seeds from the CAMs"),
     Stage("train_affinity", stage_train_affinity, "IRNet / AffinityNet affinity networks"),
     Stage("random_walk", stage_random_walk, "random-walk propagation of the CAMs"),
@@ -138,6 +140,7 @@ def pipeline_stages(config: Mapping[str, Any]) -> list[Stage]:
     """
     names = config.get("stages")
     if names is None:
+        _cam_calibrated(config)
         return list(STAGES)
     if not isinstance(names, list) or not names or len(set(map(str, names))) != len(names):
         raise WsssError(f"stages must be a non-empty list of distinct stage names, got {names!r}")
@@ -145,4 +148,21 @@ def pipeline_stages(config: Mapping[str, Any]) -> list[Stage]:
     if unknown:
         raise WsssError(f"unknown stage(s) {', '.join(unknown)} in stages; valid names: "
                         f"{', '.join(STAGE_REGISTRY)}")  # fmt: skip
+    if _cam_calibrated(config) and "cam" in names and "cam_calibration" not in names:
+        raise WsssError("pseudo.cam_calibration is set but stages does not list cam_calibration "
+                        "(after cam)")  # fmt: skip
     return [STAGE_REGISTRY[n] for n in names]
+
+
+def _cam_calibrated(config: Mapping[str, Any]) -> bool:
+    """Whether ``pseudo.cam_calibration`` is set (checked: null, "none", "ground truth" or a
+    threshold strictly between 0 and 1)."""
+    value = (config.get("pseudo") or {}).get("cam_calibration")
+    if value in (None, "none"):
+        return False
+    if value == "ground truth":
+        return True
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < 1:
+        return True
+    raise WsssError(f"pseudo.cam_calibration must be null, 'ground truth' or a threshold in (0, 1), "
+                    f"got {value!r}")  # fmt: skip
