@@ -27,7 +27,7 @@ def test_calibrated_seeds_equal_the_raw_cams_at_the_mapped_thresholds(
     threshold = 0.4
     args = ["run", "--config", "demo", "--out", str(run), *tiny_args, "--from", "cam_calibration",
             "--set", f"pseudo.cam_calibration={threshold}",
-            "--set", "stages=[cam, cam_calibration, seeds]"]  # fmt: skip
+            "--set", "stages=[cam, cam_calibration, seeds, report]"]  # fmt: skip
     assert run_wsss(args, monkeypatch) == 0
     record = json.loads((run / "cams_calibrated" / "train" / "calibration.json").read_text())
     gamma = math.log(0.15) / math.log(threshold)
@@ -35,6 +35,7 @@ def test_calibrated_seeds_equal_the_raw_cams_at_the_mapped_thresholds(
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["stages"]["cam_calibration"]["calibration"]["threshold"] == threshold
     assert len(list((run / "cams_calibrated" / "train").glob("*.npz"))) == 12
+    assert f"raised to the power {gamma:.2f}" in (run / "report.md").read_text()
 
     # the same seeds from the raw CAMs with IRNet's thresholds mapped back (0.30, 0.05 -> t^(1/g))
     raw = tmp_path / "raw_seeds"

@@ -60,10 +60,13 @@ def collect_metrics(ctx: Any) -> dict[str, Any]:
         "val": _read_json(ctx.path / "metrics" / "val.json"),
         "seconds": {k: v.get("seconds") for k, v in manifest["stages"].items()},
         "cpu_seconds": {k: v.get("cpu_seconds") for k, v in manifest["stages"].items()},
+        "cam_calibration": manifest["stages"].get("cam_calibration", {}).get("calibration"),
     }
 
 
-def _pseudo_section(pseudo: dict[str, Any], curve: Path | None) -> list[Block]:
+def _pseudo_section(
+    pseudo: dict[str, Any], curve: Path | None, calibration: dict[str, Any] | None
+) -> list[Block]:
     blocks: list[Block] = [
         Heading(f"Pseudo labels on {pseudo.get('split', 'train')}"),
         pseudo_table(pseudo),
@@ -72,6 +75,13 @@ def _pseudo_section(pseudo: dict[str, Any], curve: Path | None) -> list[Block]:
             "The rows after the seeds are complete pseudo labels (no 255)."
         ),
     ]
+    if calibration:
+        blocks.append(Text(
+            f"The seeds, random walks and GCNs read the CAMs raised to the power "
+            f"{calibration['gamma']:.2f} (`pseudo.cam_calibration`), which maps the CAM's "
+            f"background threshold {calibration['threshold']:.2f} ({calibration['source']}) to "
+            f"the papers' {calibration['reference']:.2f}; the CAM rows are the raw CAMs."
+        ))  # fmt: skip
     if curve is not None:
         blocks.append(Figure(curve, "CAM threshold sweep"))
     return blocks
@@ -138,7 +148,11 @@ def build_report(ctx: Any, summary: dict[str, Any]) -> list[Block]:
         Heading("mIoU stage by stage"),
         Text(_stage_intro(data["dataset"], split, segmentation=has_samples)),
         main_table(stage_rows(pseudo, group_cam, summary["val"])),
-        *(_pseudo_section(pseudo, curve if has_curve else None) if pseudo else []),
+        *(
+            _pseudo_section(pseudo, curve if has_curve else None, summary.get("cam_calibration"))
+            if pseudo
+            else []
+        ),
         *_ablation_section(summary["ablation"].get("gcn", {})),
         *(_val_section(summary["val"], evaluation) if summary["val"] else []),
         *_class_section(summary),
