@@ -72,7 +72,33 @@ def test_a_stage_list_without_the_calibration_stage_is_refused() -> None:
     assert [s.name for s in pipeline_stages(config)] == config["stages"]
 
 
-def test_without_the_setting_the_stages_read_the_raw_cams(finished_run: Path) -> None:
+def test_the_demo_calibrates_on_the_ground_truth_of_train(finished_run: Path) -> None:
     record = json.loads((finished_run / "manifest.json").read_text())["stages"]["cam_calibration"]
-    assert record["status"] == "done" and record["calibration"] is None
-    assert not (finished_run / "cams_calibrated").exists()
+    calibration = record["calibration"]
+    best = json.loads((finished_run / "metrics" / "pseudo.json").read_text())["cam"]
+    assert calibration["source"].startswith("ground truth of train")
+    if "clamped" not in calibration["source"]:
+        assert calibration["threshold"] == best["best_threshold"]
+    assert calibration["threshold"] ** calibration["gamma"] == pytest.approx(0.15)
+    assert len(list((finished_run / "cams_calibrated" / "train").glob("*.npz"))) == 12
+
+
+def test_without_the_setting_the_seeds_read_the_raw_cams(
+    finished_run: Path, tiny_args: list[str], tmp_path: Path, monkeypatch
+) -> None:
+    run = tmp_path / "demo"
+    shutil.copytree(finished_run, run)
+    shutil.rmtree(run / "seeds")
+    args = ["run", "--config", "demo", "--out", str(run), *tiny_args, "--from", "cam_calibration",
+            "--set", "pseudo.cam_calibration=none",
+            "--set", "stages=[cam, cam_calibration, seeds]"]  # fmt: skip
+    assert run_wsss(args, monkeypatch) == 0
+    record = json.loads((run / "manifest.json").read_text())["stages"]["cam_calibration"]
+    assert record["calibration"] is None
+    raw = tmp_path / "raw_seeds"
+    assert run_wsss(["seeds", "--cams", str(run / "cams" / "train"), "--out", str(raw),
+                     "--root", str(run / "data"), "--method", "irnet"], monkeypatch) == 0  # fmt: skip
+    for path in sorted(raw.glob("*.png")):
+        assert (
+            read_label_png(run / "seeds" / "irnet_full" / path.name) == read_label_png(path)
+        ).all()

@@ -109,6 +109,11 @@ def stage_cam_calibration(ctx: Any) -> dict[str, Any]:
 
         scores = evaluate_cams(ctx.dataset(eval_split(ctx)), cam_dir(ctx), progress=ctx.progress)
         threshold, source = float(scores["best_threshold"]), f"ground truth of {eval_split(ctx)}"
+        swept = [p["threshold"] for p in scores["curve"] if 0 < p["threshold"] < 1]
+        if not swept[0] <= threshold <= swept[-1]:  # a CAM best at 0: all foreground
+            clamped = min(max(threshold, swept[0]), swept[-1])
+            source += f", best {threshold:.2f} clamped to {clamped:.2f}"
+            threshold = clamped
     elif isinstance(setting, (int, float)) and not isinstance(setting, bool):
         threshold, source = float(setting), "configuration"
     else:
