@@ -15,6 +15,7 @@ from wsss.cam.calibrate import (
     calibration_exponent,
     power_cams,
     prepare_calibrated_folder,
+    threshold_from_sweep,
 )
 from wsss.errors import WsssError
 from wsss.io.cams import CamFile, read_cams, write_cams
@@ -79,3 +80,13 @@ def test_a_missing_cam_file_is_named(tmp_path) -> None:
     with pytest.raises(WsssError, match="missing CAM file") as err:
         calibrate_cams(tmp_path / "cams", tmp_path / "out", ["x"], 2.0)
     assert "x.npz" in str(err.value)
+
+
+def test_a_best_threshold_at_the_ends_of_the_sweep_is_clamped_and_said() -> None:
+    curve = [{"threshold": k / 20, "miou": 0.0} for k in range(20)]
+    assert threshold_from_sweep({"best_threshold": 0.65, "curve": curve}, "train") == (
+        0.65,
+        "ground truth of train",
+    )
+    threshold, source = threshold_from_sweep({"best_threshold": 0.0, "curve": curve}, "train")
+    assert threshold == 0.05 and "best 0.00 clamped to 0.05" in source

@@ -13,6 +13,7 @@ import pytest
 
 from cli_runner import run_wsss
 from wsss.errors import WsssError
+from wsss.io.cams import read_cams
 from wsss.io.images import read_label_png
 from wsss.pipeline.config import load_config
 from wsss.pipeline.stages import pipeline_stages
@@ -102,3 +103,19 @@ def test_without_the_setting_the_seeds_read_the_raw_cams(
         assert (
             read_label_png(run / "seeds" / "irnet_full" / path.name) == read_label_png(path)
         ).all()
+
+
+def test_the_command_calibrates_a_folder_as_the_pipeline_does(
+    finished_run: Path, tmp_path: Path, monkeypatch
+) -> None:
+    out = tmp_path / "calibrated"
+    args = ["calibrate-cams", "--cams", str(finished_run / "cams" / "train"), "--out", str(out),
+            "--root", str(finished_run / "data")]  # fmt: skip
+    assert run_wsss(args, monkeypatch) == 0
+    mine = json.loads((out / "calibration.json").read_text())
+    pipeline = json.loads(
+        (finished_run / "cams_calibrated" / "train" / "calibration.json").read_text()
+    )
+    assert mine == pipeline
+    for path in sorted((finished_run / "cams_calibrated" / "train").glob("*.npz")):
+        assert (read_cams(out / path.name).cams == read_cams(path).cams).all()

@@ -64,6 +64,25 @@ def calibration_exponent(threshold: float, reference: float = REFERENCE_THRESHOL
     return math.log(reference) / math.log(threshold)
 
 
+def threshold_from_sweep(scores: dict[str, Any], split: str) -> tuple[float, str]:
+    """The threshold to calibrate by from a CAM sweep (:func:`wsss.metrics.evaluate.evaluate_cams`)
+    and its source. A best threshold of 0 (CAMs best as all foreground) or at the top end is
+    clamped to the sweep's open range, and the source says so.
+
+    Returns:
+        ``(threshold, source)``.
+    """
+    best = float(scores["best_threshold"])
+    source = f"ground truth of {split}"
+    swept = sorted(float(p["threshold"]) for p in scores["curve"] if 0 < p["threshold"] < 1)
+    if not swept:
+        raise WsssError("CAM calibration: the sweep holds no threshold strictly between 0 and 1")
+    clamped = min(max(best, swept[0]), swept[-1])
+    if clamped != best:
+        source += f", best {best:.2f} clamped to {clamped:.2f}"
+    return clamped, source
+
+
 def power_cams(cam: CamFile, gamma: float) -> CamFile:
     """The CAM file with every map raised to ``gamma`` (computed in float32).
 

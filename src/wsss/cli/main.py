@@ -13,6 +13,7 @@ import typer
 from wsss.cli import (
     ablate,
     affinity,
+    calibrate,
     cam,
     convert,
     evaluate,
@@ -52,6 +53,7 @@ app.command("viz")(viz.viz)
 app.command("run")(run.run)
 app.command("train-cam")(cam.train_cam)
 app.command("cam")(cam.cam)
+app.command("calibrate-cams")(calibrate.calibrate_cams)
 app.command("seeds")(seeds.seeds)
 app.command("train-affinity")(affinity.train_affinity)
 app.command("propagate")(propagate.propagate)

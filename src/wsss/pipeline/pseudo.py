@@ -98,7 +98,7 @@ def stage_cam_calibration(ctx: Any) -> dict[str, Any]:
     number is that threshold. The record (gamma, threshold, source) goes to the manifest and to
     ``cams_calibrated/<split>/calibration.json``.
     """
-    from wsss.cam.calibrate import calibrate_cams, prepare_calibrated_folder
+    from wsss.cam.calibrate import calibrate_cams, prepare_calibrated_folder, threshold_from_sweep
     from wsss.engine import dist_info, shard
 
     setting = cam_calibration(ctx)
@@ -108,12 +108,7 @@ def stage_cam_calibration(ctx: Any) -> dict[str, Any]:
         from wsss.metrics.evaluate import evaluate_cams
 
         scores = evaluate_cams(ctx.dataset(eval_split(ctx)), cam_dir(ctx), progress=ctx.progress)
-        threshold, source = float(scores["best_threshold"]), f"ground truth of {eval_split(ctx)}"
-        swept = [p["threshold"] for p in scores["curve"] if 0 < p["threshold"] < 1]
-        if not swept[0] <= threshold <= swept[-1]:  # a CAM best at 0: all foreground
-            clamped = min(max(threshold, swept[0]), swept[-1])
-            source += f", best {threshold:.2f} clamped to {clamped:.2f}"
-            threshold = clamped
+        threshold, source = threshold_from_sweep(scores, eval_split(ctx))
     elif isinstance(setting, (int, float)) and not isinstance(setting, bool):
         threshold, source = float(setting), "configuration"
     else:
