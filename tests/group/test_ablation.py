@@ -75,6 +75,11 @@ def test_ablate_group_rows_resume_and_settings(tiny_voc: Path, tmp_path: Path, m
     assert json.loads((out / "group.json").read_text()) == result
     with pytest.raises(WsssError, match="other settings"):
         ablate_group(tiny_voc, out, progress=False, **{**TINY, "group_epochs": 2})
+    # the long-side range reaches both recipes (so a folder made with another one is refused)
+    assert run_wsss([*cli, "--long-side", "20", "24"], monkeypatch) == 2
+    with pytest.raises(WsssError, match="other settings") as refused:
+        ablate_group(tiny_voc, out, progress=False, **{**TINY, "long_side": (20, 24)})
+    assert "'single'" in str(refused.value) and "'group'" in str(refused.value)
 
 
 def test_rows_are_paired_at_step_0(tiny_voc: Path, single_run: Path):

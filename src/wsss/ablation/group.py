@@ -265,7 +265,7 @@ def ablate_group(
     root: str | Path, out: str | Path, *, dataset: str = "auto", split: str = "train",
     eval_split: str | None = None, backbone: str = "small", cam_epochs: int | None = None,
     group_epochs: int | None = None, batch_size: int | None = None, crop: int | None = None,
-    train_limit: int | None = None,
+    long_side: tuple[int, int] | None = None, train_limit: int | None = None,
     eval_limit: int | None = None, scales: Sequence[float] = (1.0, 0.5), init: bool = True,
     seed: int = 0, rows: Sequence[GroupRow] | None = None, device: str = "cpu", workers: int = 0,
     progress: bool = True, report: Callable[[str], None] | None = None,
@@ -285,6 +285,7 @@ def ablate_group(
         batch_size: Batch size of the single-image classifier (None: its preset, 16); a group
             network's batch is one group.
         crop: Training crop side of both (None: the presets', small 128).
+        long_side: Range of the random long-side resize of both (None: the presets').
         train_limit: Train on the first N images of ``split`` (None: all).
         eval_limit: Score the first N images of ``eval_split`` (None: all); groups are formed
             among them.
@@ -314,7 +315,8 @@ def ablate_group(
     train_data = _open(dataset, root, split, train_limit)
     scored = _open(dataset, root, scored_split, eval_limit)
     common = {"dataset": dataset, "root": root.resolve(), "split": split, "backbone": backbone,
-              "crop": crop, "seed": seed}  # fmt: skip
+              "crop": crop, "long_side": None if long_side is None else tuple(long_side),
+              "seed": seed}  # fmt: skip
     single = resolve_config(model="cam", epochs=cam_epochs, batch_size=batch_size, **common)
     init_path = out.resolve() / "train" / "single" / "final.pt"
     epochs = default_epochs(backbone, init=init) if group_epochs is None else group_epochs

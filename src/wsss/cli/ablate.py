@@ -115,7 +115,9 @@ def group(
     eval_split: str | None = typer.Option(
         None, help="Split whose CAMs are scored (default: split)."
     ),
-    backbone: str = typer.Option("small", help="small (CPU), vgg16, resnet50 or resnet101."),
+    backbone: str = typer.Option(
+        "small", help="small (CPU), efficientnet_lite0 (ImageNet), vgg16, resnet50 or resnet101."
+    ),
     cam_epochs: int | None = typer.Option(
         None, min=1, help="Epochs of the single-image classifier (default: preset, small 30)."
     ),
@@ -128,6 +130,9 @@ def group(
         None, min=1, help="Batch size of the single-image classifier (default: preset, 16)."
     ),
     crop: int | None = typer.Option(None, help="Training crop side (default: preset, small 128)."),
+    long_side: tuple[int, int] | None = typer.Option(
+        None, help="LO HI range of the random long-side resize of both networks (default: preset)."
+    ),
     train_limit: TrainLimit = None,
     eval_limit: int | None = typer.Option(None, min=1, help="Score the first N images."),
     scales: str = typer.Option("1.0,0.5", help="Inference scales of every row, comma-separated."),
@@ -166,7 +171,7 @@ def group(
     options = dict(
         dataset=dataset, split=split, eval_split=eval_split, backbone=backbone,
         cam_epochs=cam_epochs, group_epochs=group_epochs, batch_size=batch_size, crop=crop,
-        train_limit=train_limit, eval_limit=eval_limit, scales=chosen, init=init,
+        long_side=long_side, train_limit=train_limit, eval_limit=eval_limit, scales=chosen, init=init,
         rows=selected, device=device, workers=workers, progress=verbose,
         report=console.print if verbose else None,
     )  # fmt: skip
