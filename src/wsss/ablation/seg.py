@@ -37,7 +37,7 @@ from wsss.io.atomic import atomic_write_text
 from wsss.io.settings import check_saved_settings
 from wsss.seg.train import SegConfig
 
-__all__ = ["SEG_ROWS", "SegRow", "ablate_seg", "seg_table"]
+__all__ = ["SEG_ROWS", "SegRow", "ablate_seg", "seg_table", "select_seg_rows"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,23 @@ SEG_ROWS: tuple[SegRow, ...] = (
     SegRow("+ ES-CRF psi_s", "escrf_s", "escrf", pairwise=False, tables="2"),
     SegRow("+ ES-CRF psi_p + psi_s", "escrf_ps", "escrf"),
 )
+
+
+def select_seg_rows(spec: str) -> tuple[SegRow, ...]:
+    """The rows named by comma-separated keys (``all``: :data:`SEG_ROWS`), in table order.
+
+    Raises:
+        WsssError: an unknown key (the valid ones are named).
+    """
+    keys = [k.strip() for k in spec.split(",") if k.strip()]
+    if keys == ["all"]:
+        return SEG_ROWS
+    known = {row.key for row in SEG_ROWS}
+    unknown = [k for k in keys if k not in known]
+    if unknown or not keys:
+        raise WsssError(f"unknown seg ablation row(s) {', '.join(unknown) or spec!r}; valid: all, "
+                        f"{', '.join(row.key for row in SEG_ROWS)}")  # fmt: skip
+    return tuple(row for row in SEG_ROWS if row.key in keys)
 
 
 def _open(name: str, root: Path, split: str, limit: int | None) -> SegmentationDataset:
@@ -147,7 +164,7 @@ def ablate_seg(
     epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
     crop: int | None = None, long_side: tuple[int, int] | None = None, n_segments: int = 200,
     train_limit: int | None = None, val_limit: int | None = None, seed: int = 0,
-    pretrained: bool = False,
+    pretrained: bool = False, head_channels: int | None = None,
     rows: tuple[SegRow, ...] | None = None, device: str = "cpu", workers: int = 0,
     progress: bool = True, report: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
@@ -167,7 +184,9 @@ def ablate_seg(
         train_limit: Train on the first N images of ``split`` (None: all).
         val_limit: Score the first N images of ``val_split`` (None: all).
         seed: Seed of every training (initialisation, order, augmentation).
-        pretrained: Start every network from ImageNet weights (the paper's setting; ResNets).
+        pretrained: Start every network from ImageNet weights (the paper's setting; ResNets,
+            EfficientNet-Lite0).
+        head_channels: ASPP and decoder width (None: the paper's 256).
         rows: The rows (None: :data:`SEG_ROWS`); the first is the baseline of the deltas.
         device: ``cpu``, ``cuda`` or ``cuda:<i>``.
         workers: DataLoader workers.
@@ -200,7 +219,7 @@ def ablate_seg(
     dataset = _dataset_name(dataset, root)
     base = _recipe(dataset, root, split, backbone=backbone, epochs=epochs, lr=lr, crop=crop,
                    batch_size=batch_size, long_side=long_side, n_segments=n_segments,
-                   seed=seed, pretrained=pretrained)  # fmt: skip
+                   seed=seed, pretrained=pretrained, head_channels=head_channels)  # fmt: skip
     train_data = _open(dataset, root, split, train_limit)
     val = _open(dataset, root, val_split, val_limit)
     _check_inputs(root, None if labels is None else Path(labels), train_data, val)

@@ -65,7 +65,9 @@ def seg(
     dataset: Dataset = "auto",
     split: Split = "train",
     val_split: str = typer.Option("val", help="Split scored (needs ground truth)."),
-    backbone: str = typer.Option("small", help="small (CPU), resnet50 or resnet101."),
+    backbone: str = typer.Option(
+        "small", help="small (CPU), efficientnet_lite0, resnet50 or resnet101."
+    ),
     epochs: int | None = typer.Option(
         None, min=1, help="Epochs per row (default: the preset; small: 8)."
     ),
@@ -82,7 +84,17 @@ def seg(
     val_limit: int | None = typer.Option(None, min=1, help="Score the first N val images."),
     seed: Seed = 0,
     pretrained: bool = typer.Option(
-        False, "--pretrained/--no-pretrained", help="ImageNet weights (ResNets; the paper's)."
+        False,
+        "--pretrained/--no-pretrained",
+        help="ImageNet weights (ResNets, the paper's; efficientnet_lite0).",
+    ),
+    head_channels: int | None = typer.Option(
+        None, min=8, help="ASPP and decoder width (default: the paper's 256)."
+    ),
+    rows: str = typer.Option(
+        "all",
+        help="Row keys, comma-separated (deeplabv3plus, vanilla_crf, joint_crf, non_local, "
+        "escrf_p, escrf_s, escrf_ps) or all; the first is the baseline of the deltas.",
     ),
     workers: Workers = 0,
     device: Device = "cpu",
@@ -91,14 +103,17 @@ def seg(
     """ES-CRF tables 1-2: DeepLabV3+, + Vanilla-CRF, + Joint-CRF, + Non-local, + ES-CRF terms."""
     from rich.markdown import Markdown
 
-    from wsss.ablation.seg import ablate_seg, seg_table
+    from wsss.ablation.seg import ablate_seg, seg_table, select_seg_rows
+
+    chosen = select_seg_rows(rows)
 
     verbose = _start(device, quiet)
     result = ablate_seg(
         root, out, dataset=dataset, labels=labels, gt=gt, split=split, val_split=val_split,
         backbone=backbone, epochs=epochs, batch_size=batch_size, lr=lr, crop=crop,
         long_side=long_side, n_segments=n_segments, train_limit=train_limit, val_limit=val_limit,
-        seed=seed, pretrained=pretrained, device=device, workers=workers, progress=verbose,
+        seed=seed, pretrained=pretrained, head_channels=head_channels, rows=chosen,
+        device=device, workers=workers, progress=verbose,
         report=console.print if verbose else None,
     )  # fmt: skip
     if verbose:
