@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cli_runner import run_wsss
-from wsss.ablation.seg import SEG_ROWS, ablate_seg
+from wsss.ablation.seg import SEG_ROWS, ablate_seg, select_seg_rows
 from wsss.errors import WsssError
 from wsss.io.images import read_label_png
 from wsss.io.palette import write_label_png
@@ -169,3 +169,18 @@ def test_bad_inputs(tiny_voc: Path, pseudo: Path, tmp_path: Path, monkeypatch, c
     ablate_seg(tiny_voc, out, rows=SEG_ROWS[:1], **TINY)
     with pytest.raises(WsssError, match="other settings"):
         ablate_seg(tiny_voc, out, rows=SEG_ROWS[:1], **{**TINY, "epochs": 2})
+
+
+def test_rows_and_head_width_from_the_command_line(tiny_voc: Path, tmp_path: Path, monkeypatch):
+    assert [r.key for r in select_seg_rows("escrf_ps, deeplabv3plus")] == ["deeplabv3plus",
+                                                                          "escrf_ps"]  # fmt: skip
+    assert select_seg_rows("all") == SEG_ROWS
+    with pytest.raises(WsssError, match="unknown seg ablation row.*escrf_x.*valid: all, deeplab"):
+        select_seg_rows("deeplabv3plus,escrf_x")
+    out = tmp_path / "ab"
+    args = ["ablate", "seg", "--root", str(tiny_voc), "--out", str(out), *TINY_ARGS,
+            "--rows", "deeplabv3plus,escrf_ps", "--head-channels", "16"]  # fmt: skip
+    assert run_wsss(args, monkeypatch) == 0
+    assert sorted(p.stem for p in (out / "gt" / "rows").glob("*.json")) == ["deeplabv3plus",
+                                                                           "escrf_ps"]  # fmt: skip
+    assert json.loads((out / "settings.json").read_text())["recipe"]["head_channels"] == 16
