@@ -82,3 +82,28 @@ def test_image_affinity_graph_sizes():
     assert g.size == (3, 4) and g.stride == 8 and g.boundary is None
     with pytest.raises(TypeError):
         image_affinity(torch.nn.Identity(), image)
+
+
+@pytest.mark.parametrize("distance", ["l1", "mean"])
+def test_affinitynet_survives_first_sgd_steps(distance):
+    # Issue 12: the L1 head started with its last convolution divided by 448 at the same learning
+    # rate, so its first SGD step grew the weights ~100x, every affinity underflowed to 0 and the
+    # gradient vanished for good (flat loss). The head lr of the PSA presets is 0.1 to 1.
+    from wsss.affinity.pairs import affinity_loss, pair_labels
+    from wsss.engine.training import make_sgd
+
+    torch.manual_seed(0)
+    psa = AffinityNet(backbone=create_backbone("small"), radius=5, distance=distance).train()
+    optimizer = make_sgd(psa.param_groups(0.1), momentum=0.9, weight_decay=5e-4)
+    images = torch.randn(4, 3, 64, 64)
+    labels = torch.zeros(4, 8, 8, dtype=torch.long)
+    labels[:, :, 4:] = 1
+    pairs = pair_labels(labels, 5)
+    for _ in range(3):
+        optimizer.zero_grad()
+        affinity_loss(psa(images), pairs).mean().backward()
+        optimizer.step()
+    head_grad = psa.head.weight.grad.abs().sum().item()
+    affinity = psa(images).detach()
+    assert head_grad > 0
+    assert (affinity[pairs.bg_pos | pairs.fg_pos] > 1e-3).float().mean() > 0.5

@@ -4,8 +4,11 @@ Head (PSA sec. 3.2): 1x1 convolutions to 64, 128 and 256 channels (ELU) on the b
 three stages, resized to stride 8, concatenated (448) -> 1x1 convolution -> ELU: the affinity
 feature map ``f``. Affinity (eq. 3): ``a_ij = exp(-||f_i - f_j||_1)``; the authors' code takes the
 *mean* absolute difference over channels instead of the sum (``distance="mean"``), which only
-rescales ``f``. With the sum, the last convolution starts 1/448 as large, so that the initial
-affinities are not all ~0 (where ``exp`` has no gradient).
+rescales ``f``. With the sum, the last convolution's output is multiplied by a fixed 1/448 before
+its ELU, so that the initial affinities are not all ~0 (where ``exp`` has no gradient). The factor
+is a constant of the forward pass, not a smaller initial weight: a weight started 1/448 as large
+receives a gradient as large as before, and the first SGD step at the head's learning rate grew it
+~100x, every affinity underflowed to 0 and training stopped for good (issue 12).
 """
 
 from __future__ import annotations
@@ -98,9 +101,8 @@ class AffinityNet(nn.Module):
         self.head = nn.Conv2d(sum(widths), sum(widths), 1, bias=False)
         for conv in [*self.branches, self.head]:
             nn.init.kaiming_normal_(conv.weight)
-        if distance == "l1":
-            with torch.no_grad():
-                self.head.weight.div_(sum(widths))
+        #: Fixed factor on the last convolution's output (see the module docstring).
+        self.head_scale = 1.0 / sum(widths) if distance == "l1" else 1.0
         if freeze_backbone:
             backbone.requires_grad_(False)
         for bn in self._frozen_bns():
@@ -136,7 +138,7 @@ class AffinityNet(nn.Module):
             if tuple(y.shape[-2:]) != size:
                 y = F.interpolate(y, size=size, mode="bilinear", align_corners=False)
             outs.append(F.elu(y))
-        return F.elu(self.head(torch.cat(outs, dim=1)))
+        return F.elu(self.head(torch.cat(outs, dim=1)) * self.head_scale)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Affinities of all (offset, pixel) pairs within :attr:`radius`, ``(B, K, h, w)``."""
