@@ -23,7 +23,11 @@ def refine(
     out: Path = typer.Option(..., help="Folder of <id>.png labels (rerun to resume)."),
     method: str = typer.Option("gcn", help="crf, rw or gcn."),
     num_classes: int = typer.Option(21, help="Class ids of the CAM files lie in 1..num_classes-1."),
-    bg_threshold: float | None = typer.Option(None, help="crf: background score (0.15)."),
+    bg_threshold: str = typer.Option(
+        "auto",
+        help="crf: background score; auto (the median of the folder's max CAM values after the "
+        "floor's removal) or a number (0.15: IRNet's CAM evaluation).",
+    ),
     cam_floor: str = typer.Option(
         "auto",
         help="Background floor removed from the CAMs first: auto (the 5 % quantile of "
@@ -60,6 +64,7 @@ def refine(
     if verbose:
         skipped = done["shard"] - done["written"]
         share = np.median(list(done["background_share"].values()))
+        plane = "" if done["bg_threshold"] is None else f", bg threshold {done['bg_threshold']:.3f}"
         console.print(f"{method} labels in {out} (rank 0: {done['written']} written, "
-                      f"{skipped} already there; CAM floor removed {done['cam_floor']:.3f}, "
-                      f"median background share {share:.1%})")  # fmt: skip
+                      f"{skipped} already there; CAM floor removed {done['cam_floor']:.3f}"
+                      f"{plane}, median background share {share:.1%})")  # fmt: skip

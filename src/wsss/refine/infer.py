@@ -9,7 +9,10 @@ are saved as ``<out>/refine.json``.
 Before refining, the folder's background floor is removed from the CAMs
 (:mod:`wsss.refine.calibration`, ``cam_floor="auto"``), so that the refiners' background
 thresholds, the papers' values for IRNet-like CAMs, hold for CAMs of another calibration;
-``cam_floor=0`` keeps the CAMs as given. :func:`refine_folder` returns the share of pixels each
+``cam_floor=0`` keeps the CAMs as given. The dense CRF's background plane is chosen per folder
+too when ``bg_threshold="auto"`` (``wsss refine``'s default,
+:func:`~wsss.refine.calibration.estimate_bg_threshold`); the value used is saved in
+``refine.json`` and returned. :func:`refine_folder` returns the share of pixels each
 image's label map gives to the background, and :func:`background_warnings` names the images
 where it is extreme.
 
@@ -57,7 +60,10 @@ class CamCrfRefiner:
     :data:`~wsss.crf.PRESETS` ``preset`` (AffinityNet's CRF of probabilities by default).
 
     Args:
-        bg_threshold: The background score (IRNet's CAM evaluation: 0.15).
+        bg_threshold: The background score (IRNet's CAM evaluation: 0.15, the default here and
+            in the pipeline, whose CAMs are IRNet-like), or ``"auto"`` (``wsss refine``'s
+            default): set by :func:`refine_folder` from the folder's CAM values
+            (:func:`~wsss.refine.calibration.estimate_bg_threshold`) before the first call.
         preset: A :data:`~wsss.crf.PRESETS` name.
         n_iter: Mean-field iterations.
         device: Where to compute.
@@ -66,8 +72,10 @@ class CamCrfRefiner:
     name = "crf"
     full_resolution = False
 
-    def __init__(self, *, bg_threshold: float = 0.15, preset: str = "psa", n_iter: int = 10,
-                 device: torch.device | str = "cpu") -> None:  # fmt: skip
+    def __init__(self, *, bg_threshold: float | str = 0.15, preset: str = "psa",
+                 n_iter: int = 10, device: torch.device | str = "cpu") -> None:  # fmt: skip
+        if bg_threshold != "auto":
+            bg_threshold = _parse_unit("--bg-threshold", bg_threshold, low=0.0, high=1.0)
         if preset not in PRESETS:
             raise WsssError(f"unknown CRF preset {preset!r}; valid names: {', '.join(PRESETS)}")
         self.bg_threshold, self.preset, self.n_iter = bg_threshold, preset, n_iter
@@ -78,6 +86,9 @@ class CamCrfRefiner:
                 "n_iter": self.n_iter}  # fmt: skip
 
     def __call__(self, image: np.ndarray, cam: CamFile) -> np.ndarray:
+        if self.bg_threshold == "auto":
+            raise WsssError("bg_threshold 'auto' is resolved per folder by refine_folder; give a "
+                            "number to refine single images")  # fmt: skip
         size = (image.shape[0], image.shape[1])
         if cam.high_res is not None:
             maps = torch.from_numpy(np.asarray(cam.high_res, dtype=np.float32))
@@ -171,8 +182,8 @@ def refine_folder(
 
     Returns:
         ``{"shard": images of this process, "written": files written now, "cam_floor": the
-        floor removed, "background_share": {id: share of background pixels}}`` (the shard's
-        images).
+        floor removed, "bg_threshold": the crf's background plane (None for other refiners),
+        "background_share": {id: share of background pixels}}`` (the shard's images).
 
     Raises:
         WsssError: a missing folder or image, any problem of a CAM file (named), or other
@@ -186,8 +197,11 @@ def refine_folder(
     if not ids:
         raise WsssError("no CAM files (<id>.npz) in this folder", cam_dir)
     floor = _resolve_floor(cam_floor, cam_dir, ids)
+    rule = _resolve_bg_threshold(refiner, cam_dir, ids, floor)
     options = {**refiner.options(), "cam_floor": floor,
                "cam_floor_rule": "auto" if cam_floor == "auto" else "given"}  # fmt: skip
+    if rule is not None:
+        options["bg_threshold_rule"] = rule
     check_saved_settings(out / CONFIG_FILE, options, what="labels", noun="options")
     info = dist_info()
     mine = shard(ids, info.rank, info.world)
@@ -209,6 +223,7 @@ def refine_folder(
             write_label_png(out / f"{image_id}.png", label)
     shares = {i: float((read_label_png(out / f"{i}.png") == 0).mean()) for i in mine}
     return {"shard": len(mine), "written": len(todo), "cam_floor": floor,
+            "bg_threshold": getattr(refiner, "bg_threshold", None),
             "background_share": shares}  # fmt: skip
 
 
@@ -237,14 +252,32 @@ def _resolve_floor(cam_floor: float | str, cam_dir: Path, ids: list[str]) -> flo
 
     if cam_floor == "auto":
         return round(estimate_floor(cam_dir, ids), 6)
+    return _parse_unit("--cam-floor", cam_floor, low=0.0, high=1.0)
+
+
+def _resolve_bg_threshold(refiner: Any, cam_dir: Path, ids: list[str], floor: float) -> str | None:
+    """Set an ``auto`` background plane of ``refiner`` from the folder; the rule's name (None:
+    the refiner has no such plane)."""
+    from wsss.refine.calibration import estimate_bg_threshold
+
+    value = getattr(refiner, "bg_threshold", None)
+    if value is None:
+        return None
+    if value == "auto":
+        refiner.bg_threshold = round(estimate_bg_threshold(cam_dir, ids, floor), 6)
+        return "auto"
+    return "given"
+
+
+def _parse_unit(flag: str, value: float | str, *, low: float, high: float) -> float:
+    """``value`` as a number in ``[low, high)``, or a one-line error naming ``flag``."""
     try:
-        value = float(cam_floor)
-    except ValueError:
-        raise WsssError(f"--cam-floor must be 'auto' or a number in [0, 1), got "
-                        f"{cam_floor!r}") from None  # fmt: skip
-    if not 0 <= value < 1:
-        raise WsssError(f"--cam-floor must be 'auto' or a number in [0, 1), got {cam_floor!r}")
-    return value
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not low <= number < high:
+        raise WsssError(f"{flag} must be 'auto' or a number in [{low:g}, {high:g}), got {value!r}")
+    return number
 
 
 def _load(
