@@ -17,7 +17,7 @@ from cli_runner import run_wsss
 TINY_ARGS = ["--train", "12", "--val", "6", "--size", "64",
              "--set", "cam.backbone=small", "--set", "group.backbone=small",
              "--set", "seg.backbone=small", "--set", "seg.pretrained=false",
-             "--set", "cam.epochs=6", "--set", "cam.batch_size=4", "--set", "cam.scales=[1.0, 0.5]",
+             "--set", "cam.epochs=6", "--set", "cam.batch_size=4", "--set", "cam.scales=[1.0, 0.5]", "--set", "group.scales=[1.0, 0.5]",
              "--set", "report.samples=3", "--set", "affinity.epochs={irn: 1, psa: 1}",
              "--set", "affinity.batch_size=4", "--set", "gcn.batch_size=5",
              "--set", "ablation.gcn_images=4", "--set", "seg.epochs=2", "--set", "seg.batch_size=4"]  # fmt: skip
