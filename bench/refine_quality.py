@@ -1,11 +1,16 @@
 """``wsss refine`` quality on real photographs (issue 14): the CAM argmax at its best
 background threshold, ``--method crf`` at its default (``--bg-threshold auto``) and at 0.15, and
-``--method gcn`` (Phi graph, dCRF) with colour features (the default) and with the ImageNet
-Lite0 backbone's features, as ``wsss refine`` runs them (:func:`wsss.refine.refine_folder`).
+``--method gcn`` (Phi graph, dCRF) with colour and position features (``rgbxy``, the default),
+with the CAMs added to them (``colour``) and with the ImageNet Lite0 backbone's features, as
+``wsss refine`` runs them (:func:`wsss.refine.refine_folder`).
 
     python bench/refine_quality.py [--root VOC2012 --split samples] [--gt irnet:0 flat:0] \
-        [--cams NAME=DIR ...] [--rows cam,crf,crf_0.15,gcn_colour,gcn_lite0] [--gcn-seed 0] \
-        [--out bench/results/x.json]
+        [--cams NAME=DIR ...] [--rows cam,crf,crf_0.15,gcn_rgbxy,gcn_colour,gcn_lite0] \
+        [--gcn-seed 0] [--painted] [--out bench/results/x.json]
+
+``--painted`` refines each photo's ground truth painted in the VOC palette (void pixels given
+their nearest label) instead of the photo: colours, and so a Phi graph, that follow the objects
+exactly, which separates what the refiner does from what the photo's colours allow (issue 14).
 
 ``--gt calibration:seed`` makes CAM files from the ground truth the way real CAMs fail
 (:func:`wsss.refine.gt_cams.write_gt_cams`); ``--cams NAME=DIR`` adds folders of CAM files,
@@ -43,8 +48,10 @@ def _refiner(row: str, seed: int) -> Any:
         return create_refiner("crf", bg_threshold="auto")
     if row == "crf_0.15":
         return create_refiner("crf", bg_threshold=0.15)
-    if row == "gcn_colour":
+    if row == "gcn_rgbxy":
         return create_refiner("gcn", seed=seed)
+    if row == "gcn_colour":
+        return create_refiner("gcn", seed=seed, features="colour")
     if row == "gcn_lite0":
         from wsss.cam.imagenet import imagenet_backbone
 
@@ -76,15 +83,33 @@ def _score(out: Path, dataset: VOCSegmentation) -> float:
     return round(float(cm.compute("background").miou), 2)
 
 
+def painted_images(dataset: VOCSegmentation, folder: Path) -> Path:
+    """``<folder>/<id>.png``: each image's ground truth in the VOC palette, void pixels given
+    their nearest label."""
+    from PIL import Image
+    from scipy import ndimage
+
+    from wsss.io.palette import voc_palette
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for image_id in dataset.ids:
+        gt = dataset.load_mask(image_id)
+        nearest = ndimage.distance_transform_edt(gt == 255, return_distances=False,
+                                                 return_indices=True)  # fmt: skip
+        painted = voc_palette()[gt[tuple(nearest)]].astype(np.uint8)
+        Image.fromarray(painted).save(folder / f"{image_id}.png")
+    return folder
+
+
 def bench_folder(name: str, folder: Path, dataset: VOCSegmentation, rows: list[str],
-                 work: Path, seed: int) -> dict[str, Any]:  # fmt: skip
-    images = Path(dataset.root) / "JPEGImages"  # VOCSegmentation root: the VOC2012 folder
+                 work: Path, seed: int, images: Path) -> dict[str, Any]:  # fmt: skip
     result: dict[str, Any] = {"cams": str(folder)}
     for row in rows:
         if row == "cam":
             result[row] = _cam_best(folder, dataset)
         else:
-            out = work / "labels" / f"{folder.name}_{row}"
+            labels = "labels_painted" if images.name == "painted" else "labels"
+            out = work / labels / f"{folder.name}_{row}"
             refiner = _refiner(row, seed)
             t0 = time.perf_counter()
             done = refine_folder(images, folder, out, refiner, batch_size=6, progress=False)
@@ -98,19 +123,24 @@ def bench_folder(name: str, folder: Path, dataset: VOCSegmentation, rows: list[s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_folder_args(parser, ["irnet:0", "flat:0"], "runs/refine_quality")
-    parser.add_argument("--rows", default="cam,crf,crf_0.15,gcn_colour,gcn_lite0")
+    parser.add_argument("--rows", default="cam,crf,crf_0.15,gcn_rgbxy,gcn_colour,gcn_lite0")
     parser.add_argument("--gcn-seed", type=int, default=0)
+    parser.add_argument("--painted", action="store_true", help="the painted ground truth")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dataset = VOCSegmentation(args.root, args.split)
     folders = cam_folders(dataset, args.gt, args.cams, args.work)
     rows = args.rows.split(",")
+    images = (painted_images(dataset, args.work / "painted") if args.painted
+              else Path(dataset.root) / "JPEGImages")  # fmt: skip
     result = {"command": "python bench/refine_quality.py --gt " + " ".join(args.gt)
               + "".join(f" --cams '{c}'" for c in args.cams) + f" --rows {args.rows}"
-              f" --gcn-seed {args.gcn_seed} --threads {args.threads}",
+              f" --gcn-seed {args.gcn_seed} --threads {args.threads}"
+              + (" --painted" if args.painted else ""), "painted": args.painted,
               "root": args.root, "split": args.split, "threads": args.threads,
               "platform": platform.platform(), "load_average_start": os.getloadavg(),
-              "folders": {name: bench_folder(name, folder, dataset, rows, args.work, args.gcn_seed)
+              "folders": {name: bench_folder(name, folder, dataset, rows, args.work, args.gcn_seed,
+                                               images)
                           for name, folder in folders.items()}}  # fmt: skip
     result["load_average_end"] = os.getloadavg()
     if args.out:

@@ -59,7 +59,8 @@ from wsss.seeds.resize import downscale_image, upsample_labels
 from wsss.seeds.wsgcn import WsgcnSeeds
 
 #: Named GCN configurations: options of create_gcn_propagator over its defaults (W2 = 0, the
-#: authors' entropy mean over 21 outputs); ``seeder``: WsgcnSeeds options (``clean``: seeds that
+#: authors' entropy mean over 21 outputs) and ``colour`` features (the no-network default when
+#: these rows were measured; ``rgbxy`` since issue 14); ``seeder``: WsgcnSeeds options (``clean``: seeds that
 #: disagree with the ground truth made unlabelled, a diagnostic); ``shared_seed``: every image's
 #: GCN seeded with the GCN seed itself (before issue 18).
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -183,7 +184,7 @@ def _crf_rows(images, cams, gts, thresholds) -> dict[str, Any]:
 
 
 def _gcn_config(name, cfg, ids, images, cams, gts, seed_cache, gcn_seeds, device) -> dict:
-    cfg = dict(cfg)
+    cfg = {"features": "colour", **cfg}
     shared = cfg.pop("shared_seed", False)
     seeder_opts = dict(cfg.pop("seeder", {}))
     clean = seeder_opts.pop("clean", False)

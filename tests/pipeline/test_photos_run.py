@@ -42,7 +42,7 @@ def test_every_stage_of_the_photos_chain_ran_without_training(photos_run: Path) 
     assert not any(photos_run.glob("*_train")) and not (photos_run / "cam_train").exists()
     ids = 6
     assert len(list((photos_run / "cams" / "samples").glob("*.npz"))) == ids
-    for folder in ("crf", "gcn/phi_colour", "gcn/phi_colour_crf", "gcn/phi_imagenet_crf"):
+    for folder in ("crf", "gcn/phi_rgbxy", "gcn/phi_rgbxy_crf", "gcn/phi_imagenet_crf"):
         assert len(list((photos_run / folder).glob("*.png"))) == ids, folder
     assert (photos_run / "report.html").is_file()
     assert (photos_run / "figures" / "cams.png").is_file()

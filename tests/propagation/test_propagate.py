@@ -136,10 +136,10 @@ def test_cli_gcn_options_reach_the_propagator(rw_data, tmp_path, monkeypatch, ca
     saved = json.loads((out / "propagate.json").read_text())
     assert (saved["graph"], saved["features"], saved["crf"], saved["steps"]) == (
         "phi",
-        "colour",
+        "rgbxy",
         False,
         5,
-    )  # no affinity run: the Phi graph and colour features
+    )  # no affinity run: the Phi graph, colour and position features
     assert saved["losses"]["entropy"] == 0 and saved["losses"]["laplacian_on_log"]
     assert (saved["phi_variant"], saved["seed"]) == ("code", 3)
     assert len(list(out.glob("*.png"))) == 6

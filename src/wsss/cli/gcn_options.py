@@ -20,8 +20,8 @@ GCN_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
         None, help="gcn: phi or phi_walk (no network; ours), sparse or dense T^(2^k) (default: "
         "sparse with --affinity, else phi).")),
     ("features", str | None, typer.Option(
-        None, help="gcn: colour or rgbxy (no network), backbone or affinity (default: from the "
-        "runs).")),
+        None, help="gcn: rgbxy or colour (no network; colour adds the CAMs), backbone or "
+        "affinity (default: affinity with --affinity, backbone with --cam-checkpoint, else rgbxy).")),
     ("cam_checkpoint", Path | None, typer.Option(None, help="gcn: CAM run for backbone features.")),
     ("crf", bool, typer.Option(True, "--crf/--no-crf", help="gcn: dense CRF after upsampling.")),
     ("steps", int, typer.Option(250, min=1, help="gcn: training steps per image.")),

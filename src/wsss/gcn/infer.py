@@ -8,8 +8,8 @@ once (:meth:`GcnPropagator.label_batch`, one block-diagonal GCN training):
    CAMs, or given ones (``wsss seeds --method wsgcn`` files);
 2. the graph ``A`` (:mod:`wsss.gcn.graphs`): ``phi`` (no network), ``sparse`` or ``dense``
    ``T^(2^k)`` of an IRNet affinity network;
-3. node features ``V`` (:mod:`wsss.gcn.features`): ``colour`` (no network), ``backbone``,
-   ``affinity``;
+3. node features ``V`` (:mod:`wsss.gcn.features`): ``rgbxy`` or ``colour`` (no network),
+   ``backbone``, ``affinity``;
 4. the GCN trained on the losses of eqs. (2)-(7) (:func:`~wsss.gcn.train.train_gcn`), with the
    Laplacian loss on ``Phi`` (the paper) or on ``A`` (``laplacian_graph="adjacency"``, the paper's
    side experiment); each image's GCN draws its weights and dropout masks from its own seed,
@@ -100,8 +100,8 @@ class GcnPropagator:
 
     Args:
         graph: ``phi`` (no network), ``sparse`` or ``dense`` (need ``affinity_model``).
-        features: ``colour`` (no network), ``backbone`` (needs ``backbone``) or ``affinity``
-            (needs an IRNet ``affinity_model``).
+        features: ``rgbxy`` or ``colour`` (no network), ``backbone`` (needs ``backbone``) or
+            ``affinity`` (needs an IRNet ``affinity_model``).
         settings: GCN training settings (the paper's by default).
         crf: Refine the upsampled probabilities with the dense CRF.
         seeder: WSGCN seed scheme used when no seeds are given.
@@ -124,7 +124,7 @@ class GcnPropagator:
         self,
         *,
         graph: str = "phi",
-        features: str = "colour",
+        features: str = "rgbxy",
         settings: GcnSettings | None = None,
         crf: bool = True,
         seeder: WsgcnSeeds | None = None,

@@ -39,7 +39,8 @@ def create_gcn_propagator(
 ) -> GcnPropagator:
     """A GCN propagator; ``features`` defaults to ``affinity`` with an affinity run, else
     ``backbone`` with a CAM checkpoint or a ``backbone`` (a :class:`~wsss.models.backbones.Backbone`
-    in eval mode, e.g. the ImageNet Lite0; it takes the checkpoint's place), else ``colour``.
+    in eval mode, e.g. the ImageNet Lite0; it takes the checkpoint's place), else ``rgbxy``
+    (colour and position; :mod:`wsss.gcn.features` says why not the CAMs).
 
     Raises:
         WsssError: an option that needs a network that was not given, or bad values.
@@ -49,7 +50,7 @@ def create_gcn_propagator(
     dev = resolve_device(device)
     if features is None:
         has_backbone = cam_checkpoint or backbone is not None
-        features = "affinity" if affinity else "backbone" if has_backbone else "colour"
+        features = "affinity" if affinity else "backbone" if has_backbone else "rgbxy"
     affinity_model = None
     run = ""
     if affinity is not None:

@@ -20,7 +20,7 @@ where it is extreme.
 ``crf``    :class:`CamCrfRefiner`: dense CRF of ``[background plane, CAMs]``
 ``rw``     the IRNet / AffinityNet random walk (needs ``affinity``: a train-affinity run)
 ``gcn``    WSGCN's per-image GCN (:class:`~wsss.gcn.GcnPropagator`); with the default graph
-           ``phi`` and ``colour`` features it needs no trained network
+           ``phi`` and ``rgbxy`` features it needs no trained network
 =========  ===========================================================================
 """
 
