@@ -226,3 +226,36 @@ def test_init_from_a_trained_run(tiny_voc: Path, tmp_path: Path):
         initialise_from(build_seg_model(base, 21, pretrained=False), tmp_path / "escrf.pt")
     with pytest.raises(WsssError, match="shape"):
         initialise_from(build_seg_model(base, 5, pretrained=False), tmp_path / "base")
+
+
+def test_max_grad_norm_option_round_trip_and_validation(tiny_voc: Path):
+    assert "max_grad_norm" not in tiny_config(tiny_voc).to_dict()  # older runs still resume
+    clipped = tiny_config(tiny_voc, max_grad_norm=5)
+    assert clipped.max_grad_norm == 5.0 and clipped.to_dict()["max_grad_norm"] == 5.0
+    assert type(clipped).from_dict(clipped.to_dict()) == clipped
+    with pytest.raises(WsssError, match="max_grad_norm must be positive"):
+        tiny_config(tiny_voc, max_grad_norm=0)
+
+
+def _parameter_change(run: Path, start: dict[str, torch.Tensor], names: list[str]) -> float:
+    final = load_checkpoint(run / "final.pt")["model"]
+    return float(torch.stack([(final[n] - start[n]).norm() for n in names]).norm())
+
+
+def test_max_grad_norm_bounds_every_sgd_step(tiny_voc: Path, tmp_path: Path):
+    """Momentum SGD without weight decay moves the weights by at most lr * c / (1 - momentum) per
+    step when every gradient is clipped to norm c; without clipping they move much further."""
+    data = VOCSegmentation(tiny_voc)
+    options = {"optimizer": "sgd", "weight_decay": 0.0, "head_lr_mult": 1.0, "lr": 0.02}
+    config = tiny_config(tiny_voc, **options)
+    torch.manual_seed(config.seed)
+    start = build_seg_model(config, 21, pretrained=False).state_dict()
+    names = [n for n, _ in build_seg_model(config, 21, pretrained=False).named_parameters()]
+    steps = config.epochs * (len(data) // config.batch_size)
+    c = 1e-3
+    train(tiny_config(tiny_voc, **options, max_grad_norm=c), tmp_path / "clip", dataset=data,
+          progress=False)  # fmt: skip
+    train(config, tmp_path / "free", dataset=data, progress=False)
+    moved = _parameter_change(tmp_path / "clip", start, names)
+    assert 0 < moved <= steps * config.lr * c / (1 - config.momentum) * (1 + 1e-5)
+    assert _parameter_change(tmp_path / "free", start, names) > 100 * moved

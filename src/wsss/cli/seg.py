@@ -51,6 +51,9 @@ def train_seg(
     long_side: tuple[int, int] | None = typer.Option(
         None, help="LO HI range of the random long-side resize (scale augmentation)."
     ),
+    max_grad_norm: float | None = typer.Option(
+        None, help="Clip the total gradient norm at this value (default: no clipping)."
+    ),
     n_segments: int = typer.Option(
         200, help="ES-CRF: SLIC superpixels per image (Cityscapes 600)."
     ),
@@ -85,7 +88,7 @@ def train_seg(
         batch_size=batch_size, lr=lr, head_lr_mult=head_lr_mult, optimizer=optimizer,
         weight_decay=weight_decay,
         crop=crop, long_side=long_side, n_segments=n_segments, pairwise=pairwise,
-        superpixel=superpixel, seed=seed, init=init,
+        superpixel=superpixel, seed=seed, init=init, max_grad_norm=max_grad_norm,
     )  # fmt: skip
     init_distributed(device)
     torch.use_deterministic_algorithms(True, warn_only=True)

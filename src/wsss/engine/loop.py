@@ -209,6 +209,9 @@ class Training:
         extra: Extra entries of every checkpoint (e.g. ``model_kind``).
         name: Prefix of the progress bar's description (e.g. ``irn``).
         stage: What trains, for error messages (e.g. ``train-cam``).
+        max_grad_norm: Rescale the gradients (of all parameters together, after DDP's average,
+            so every process rescales alike) to at most this L2 norm before each step; None:
+            never.
     """
 
     module: nn.Module
@@ -223,6 +226,7 @@ class Training:
     extra: Mapping[str, Any] = field(default_factory=dict)
     name: str = ""
     stage: str = "training"
+    max_grad_norm: float | None = None
 
 
 @dataclass
@@ -341,6 +345,8 @@ def _run_epoch(
         job.optimizer.zero_grad(set_to_none=True)
         result.loss.backward()
         _check_step(job, state, result.loss, lr, out)
+        if job.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(job.module.parameters(), job.max_grad_norm)
         job.optimizer.step()
         state.iteration += 1
         state.step += 1

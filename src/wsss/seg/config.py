@@ -53,6 +53,11 @@ class SegConfig(SavedConfig):
         head_channels: Channels of DeepLabV3+'s ASPP and decoder (and of the module on its
             features) on a full-size backbone; None: the paper's 256 (the ``small`` backbone's
             heads are always 64). A CPU budget setting (the demo on Lite0: 128).
+        max_grad_norm: Clip the total gradient norm (all parameters) at this value before each
+            step; None: no clipping (the papers' recipe, and the default). On pseudo labels a few
+            images with large wrong regions give gradient spikes of 10x the usual norm at the
+            peak learning rate, which can knock a pretrained backbone with fixed BatchNorm into
+            a state that predicts background (docs/seg.md, "Bistable training on pseudo labels").
     """
 
     dataset: str
@@ -81,9 +86,10 @@ class SegConfig(SavedConfig):
     seed: int
     init: str | None = None
     head_channels: int | None = None
+    max_grad_norm: float | None = None
 
     #: runs written before these fields existed still resume
-    OMIT_IF_NONE: ClassVar[tuple[str, ...]] = ("init", "head_channels")
+    OMIT_IF_NONE: ClassVar[tuple[str, ...]] = ("init", "head_channels", "max_grad_norm")
     DEFAULTS: ClassVar[dict[str, Any]] = {"optimizer": "sgd"}
 
     @property
@@ -135,6 +141,7 @@ def resolve_config(
     poly_power: float = 0.9, crop: int | None = None, long_side: tuple[int, int] | None = None, flip: bool = True,
     n_segments: int = DEFAULT_SEGMENTS, pairwise: bool = True, superpixel: bool = True,
     seed: int = 0, init: str | Path | None = None, head_channels: int | None = None,
+    max_grad_norm: float | None = None,
 ) -> SegConfig:  # fmt: skip
     """A :class:`SegConfig` with every None replaced by the preset of the model and backbone.
 
@@ -159,6 +166,7 @@ def resolve_config(
         momentum=momentum, poly_power=poly_power, flip=flip,
         n_segments=n_segments, pairwise=pairwise, superpixel=superpixel, seed=seed,
         init=None if init is None else str(loop.final_path(init)), head_channels=head_channels,
+        max_grad_norm=None if max_grad_norm is None else float(max_grad_norm),
         **{**values, "head_lr_mult": float(values["head_lr_mult"])},
     )  # fmt: skip
     _validate(config)
@@ -175,5 +183,7 @@ def _validate(config: SegConfig) -> None:
         (config.pairwise or config.superpixel, "ES-CRF needs --pairwise or --superpixel"),
         (config.head_channels is None or config.head_channels >= 8,
          f"head channels must be at least 8, got {config.head_channels}"),
+        (config.max_grad_norm is None or config.max_grad_norm > 0,
+         f"max_grad_norm must be positive, got {config.max_grad_norm}"),
     ])  # fmt: skip
     backbones.check_backbone(config.backbone, pretrained=config.pretrained)

@@ -148,6 +148,7 @@ def train(
         module=module, optimizer=optimizer, samples=make_samples(config, dataset, out), step=step,
         epochs=config.epochs, config=config.to_dict(), stage=f"train-seg {config.model}",
         final={"classes": list(dataset.classes.names), "num_classes": num_classes},
+        max_grad_norm=config.max_grad_norm,
         **seeded_poly_plan(len(dataset), config, optimizer),
     )  # fmt: skip
     return loop.fit(job, out, device=dev, workers=workers, progress=progress, report=report,
