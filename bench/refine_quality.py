@@ -8,6 +8,10 @@ with the CAMs added to them (``colour``) and with the ImageNet Lite0 backbone's 
         [--cams NAME=DIR ...] [--rows cam,crf,crf_0.15,gcn_rgbxy,gcn_colour,gcn_lite0] \
         [--gcn-seed 0] [--painted] [--out bench/results/x.json]
 
+``--affinity RUN`` (a ``wsss train-affinity`` run of IRNet) adds the rows ``rw`` (its random walk,
+``wsss refine --method rw``) and ``gcn_irnet`` (WSGCN-I: the GCN on its sparse ``T^256`` graph and
+edge features), e.g. on the shipped benchmark with a demo run's CAMs.
+
 ``--painted`` refines each photo's ground truth painted in the VOC palette (void pixels given
 their nearest label) instead of the photo: colours, and so a Phi graph, that follow the objects
 exactly, which separates what the refiner does from what the photo's colours allow (issue 14).
@@ -43,7 +47,13 @@ from wsss.refine.calibration import estimate_floor, remove_floor
 from wsss.seeds.infer import read_cam_for_image
 
 
-def _refiner(row: str, seed: int) -> Any:
+def _refiner(row: str, seed: int, affinity: Path | None = None) -> Any:
+    if row in ("rw", "gcn_irnet") and affinity is None:
+        raise SystemExit(f"row {row} needs --affinity")
+    if row == "rw":
+        return create_refiner("rw", affinity=affinity)
+    if row == "gcn_irnet":
+        return create_refiner("gcn", seed=seed, affinity=affinity)
     if row == "crf":
         return create_refiner("crf", bg_threshold="auto")
     if row == "crf_0.15":
@@ -102,15 +112,16 @@ def painted_images(dataset: VOCSegmentation, folder: Path) -> Path:
 
 
 def bench_folder(name: str, folder: Path, dataset: VOCSegmentation, rows: list[str],
-                 work: Path, seed: int, images: Path) -> dict[str, Any]:  # fmt: skip
+                 work: Path, seed: int, images: Path,
+                 affinity: Path | None = None) -> dict[str, Any]:  # fmt: skip
     result: dict[str, Any] = {"cams": str(folder)}
     for row in rows:
         if row == "cam":
             result[row] = _cam_best(folder, dataset)
         else:
             labels = "labels_painted" if images.name == "painted" else "labels"
-            out = work / labels / f"{folder.name}_{row}"
-            refiner = _refiner(row, seed)
+            out = work / labels / f"{folder.parent.name}_{folder.name}_{row}"
+            refiner = _refiner(row, seed, affinity)
             t0 = time.perf_counter()
             done = refine_folder(images, folder, out, refiner, batch_size=6, progress=False)
             seconds = (time.perf_counter() - t0) / max(done["written"], 1)
@@ -126,6 +137,7 @@ def main() -> None:
     parser.add_argument("--rows", default="cam,crf,crf_0.15,gcn_rgbxy,gcn_colour,gcn_lite0")
     parser.add_argument("--gcn-seed", type=int, default=0)
     parser.add_argument("--painted", action="store_true", help="the painted ground truth")
+    parser.add_argument("--affinity", type=Path, default=None, help="an IRNet affinity run")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dataset = VOCSegmentation(args.root, args.split)
@@ -136,11 +148,12 @@ def main() -> None:
     result = {"command": "python bench/refine_quality.py --gt " + " ".join(args.gt)
               + "".join(f" --cams '{c}'" for c in args.cams) + f" --rows {args.rows}"
               f" --gcn-seed {args.gcn_seed} --threads {args.threads}"
-              + (" --painted" if args.painted else ""), "painted": args.painted,
+              + (" --painted" if args.painted else "")
+              + (f" --affinity {args.affinity}" if args.affinity else ""), "painted": args.painted,
               "root": args.root, "split": args.split, "threads": args.threads,
               "platform": platform.platform(), "load_average_start": os.getloadavg(),
               "folders": {name: bench_folder(name, folder, dataset, rows, args.work, args.gcn_seed,
-                                               images)
+                                               images, args.affinity)
                           for name, folder in folders.items()}}  # fmt: skip
     result["load_average_end"] = os.getloadavg()
     if args.out:
