@@ -105,15 +105,18 @@ def probe(args: argparse.Namespace) -> None:
     images, masks = _images(args.root, args.split, args.limit)
     num_classes = create_dataset("synthetic", root=args.root, split=args.split).classes.num_classes
     result: dict[str, Any] = {"images": len(images), "split": args.split, "root": args.root,
-                              "radius_px": 12.0, "init": {}, "trained": {}}  # fmt: skip
+                              "radius_px": 12.0, "backbone": args.backbone,
+                              "pretrained": args.pretrained, "head_channels": args.head_channels,
+                              "init": {}, "trained": {}}  # fmt: skip
     variants = {"gaussian": {"kernel": "gaussian"}, "dot": {"kernel": "dot"},
                 "gaussian_window8": {"kernel": "gaussian", "window": 8.0}}  # fmt: skip
     for name, options in variants.items():
         per_seed = []
         for seed in args.init_seeds:
             torch.manual_seed(seed)
-            model = registry.create_seg_model("escrf", backbone="small", num_classes=num_classes,
-                                              **options)  # fmt: skip
+            model = registry.create_seg_model("escrf", backbone=args.backbone,
+                                              num_classes=num_classes, pretrained=args.pretrained,
+                                              **_head(args), **options)  # fmt: skip
             per_seed.append(_summary(_probe(model, images, masks)))
         result["init"][name] = {"options": options, "seeds": list(args.init_seeds),
                                 "per_seed": per_seed}  # fmt: skip
@@ -129,6 +132,11 @@ def probe(args: argparse.Namespace) -> None:
         _print(f"trained {name} ({options})", [summary])
     if args.out:
         atomic_write_text(Path(args.out), json.dumps(result, indent=2) + "\n")
+
+
+def _head(args: argparse.Namespace) -> dict[str, Any]:
+    """The decoder width option of the initial networks (``None``: the paper's 256)."""
+    return {} if args.head_channels is None else {"head_channels": args.head_channels}
 
 
 def _load(run: Path) -> tuple[torch.nn.Module, Any]:
@@ -216,6 +224,9 @@ def main() -> None:
     p.add_argument("--split", default="val")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--init-seeds", type=int, nargs="*", default=[0, 1, 2])
+    p.add_argument("--backbone", default="small", help="of the initial networks")
+    p.add_argument("--pretrained", action="store_true", help="ImageNet backbone (initial nets)")
+    p.add_argument("--head-channels", type=int, default=None, help="e.g. 128 as the demo")
     p.add_argument("--run", action="append", default=[], help="NAME=RUN_DIR (repeatable)")
     p.add_argument("--out", default=None)
     s = sub.add_parser("score")
