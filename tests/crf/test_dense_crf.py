@@ -158,6 +158,26 @@ def test_crf_as_rnn_parameters_start_as_potts_and_learn() -> None:
         DenseCRF(num_labels=3)
 
 
+def test_log_marginals_are_exact_where_the_marginals_underflow() -> None:
+    """``log=True`` is the log of the marginals, finite and with a gradient on a pixel whose
+    marginal underflows, where ``log(clamp(q, eps))`` is flat (Joint-CRF's training loss)."""
+    image, unary, _ = _two_halves()
+    for n_iter in (0, 3):
+        torch.testing.assert_close(dense_crf(image, unary, n_iter=n_iter, log=True).exp(),
+                                   dense_crf(image, unary, n_iter=n_iter))  # fmt: skip
+    confident = unary.clone()
+    confident[0, 0, 0, 0], confident[0, 1, 0, 0] = 60.0, 0.0  # label 0 very unlikely at (0, 0)
+    confident.requires_grad_(True)
+    crf = DenseCRF(n_iter=3, trainable_compat=True, num_labels=2, **PRESETS["psa"])
+    log_q = crf(image, confident, log=True)
+    assert torch.isfinite(log_q).all() and log_q[0, 0, 0, 0] < math.log(1e-8)
+    log_q[0, 0, 0, 0].backward()
+    assert confident.grad[0, 0, 0, 0] != 0 and crf.compat.grad.abs().sum() > 0
+    confident.grad = None
+    crf(image, confident).clamp_min(1e-8).log()[0, 0, 0, 0].backward()
+    assert confident.grad.abs().sum() == 0  # the clamped form: no gradient at all
+
+
 def test_gradcheck_through_mean_field() -> None:
     image, _, _ = _two_halves(h=3, w=4)
     unary = torch.rand(1, 2, 3, 4, dtype=torch.float64, requires_grad=True)

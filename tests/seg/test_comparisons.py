@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 
 import torch
@@ -41,6 +43,19 @@ def test_joint_crf_outputs_log_marginals_and_learns_compat():
     assert model.crf.compat.grad is not None and model.crf.compat.grad.abs().sum() > 0
     assert model.crf.label_compat is not None and model.crf.label_compat.shape == (3, 3)
     assert model.crf.label_compat.grad is not None and model.crf.label_compat.grad.abs().sum() > 0
+
+
+def test_joint_crf_log_marginals_keep_a_gradient_where_they_underflow():
+    """A confidently wrong pixel still trains: the output is the exact log-marginal (below
+    log 1e-8 there), not a clamped log whose gradient is zero."""
+    torch.manual_seed(0)
+    model = create_seg_model("jointcrf", backbone="small", num_classes=3)
+    with torch.no_grad():
+        model.classifier.bias.copy_(torch.tensor([40.0, 0.0, 0.0]))  # background everywhere
+    out = model(torch.randn(1, 3, 24, 20))
+    assert torch.isfinite(out).all() and out[:, 1].max() < math.log(1e-8)
+    out[:, 1].sum().backward()
+    assert model.classifier.bias.grad is not None and model.classifier.bias.grad[1] != 0
 
 
 def test_vanilla_crf_at_prediction(tiny_voc: Path, tmp_path: Path):

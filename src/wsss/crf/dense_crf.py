@@ -124,8 +124,10 @@ def _mean_field(
     compat: tuple[Tensor | None, Tensor | None],
     n_iter: int,
     label_compat: Tensor | None = None,
+    log: bool = False,
 ) -> Tensor:
-    """Mean-field updates on ``(N, B, L)`` unaries; returns ``(N, B, L)`` marginals.
+    """Mean-field updates on ``(N, B, L)`` unaries; returns ``(N, B, L)`` marginals (``log``:
+    their logarithm, the last update's ``log_softmax``, exact where a marginal underflows).
 
     Float compatibilities are folded into the kernels; tensor ones (``compat``: scalars or one
     weight per label) multiply here. ``label_compat`` (``(L, L)``, a penalty ``mu(l, l')``) turns
@@ -140,8 +142,10 @@ def _mean_field(
         unary.requires_grad or any(c is not None and c.requires_grad for c in compat)
     )
     fast = bound < 60.0 and not grad and label_compat is None
+    if n_iter == 0 and log:
+        return torch.log_softmax(-unary, dim=-1)
     q = _softmax(torch.zeros_like(unary), unary, fast=fast)
-    for _ in range(n_iter):
+    for step in range(n_iter):
         msg = smooth.apply(q.view(n, b * labels)).view(n, b, labels)
         msg_b = appearance.apply(q.view(n * b, labels)).view(n, b, labels)
         if compat[0] is not None:
@@ -151,6 +155,8 @@ def _mean_field(
         msg = msg.add_(msg_b) if fast else msg + msg_b
         if label_compat is not None:
             msg = -(msg @ label_compat.T)
+        if log and step == n_iter - 1:
+            return torch.log_softmax(msg - unary, dim=-1)
         q = _softmax(msg, unary, fast=fast)
     return q
 
@@ -166,6 +172,7 @@ def dense_crf(
     bilateral_srgb: float = 13.0,
     bilateral_compat: float | Tensor = 10.0,
     label_compat: Tensor | None = None,
+    log: bool = False,
 ) -> Tensor:
     """Dense-CRF marginals by mean-field inference (Krähenbühl & Koltun 2011, algorithm 1).
 
@@ -187,9 +194,12 @@ def dense_crf(
         label_compat: None (Potts), or CRF-as-RNN's label-compatibility matrix ``mu`` (a penalty;
             ``1 - I`` is Potts); then the two weights above may also be ``(L,)`` tensors, one
             weight per label.
+        log: Return the log-marginals instead: the last mean-field update's ``log_softmax``,
+            finite and with gradient where a marginal underflows (a cross-entropy on
+            ``log(marginals)`` clamped at some epsilon gets none from such pixels).
 
     Returns:
-        Marginal probabilities, same dtype as ``unary``.
+        Marginal probabilities (``log``: their logarithm), same dtype as ``unary``.
 
     Shapes:
         image: ``(B, 3, H, W)``; unary: ``(B, L, H, W)``; output: ``(B, L, H, W)``.
@@ -211,6 +221,7 @@ def dense_crf(
         bilateral_srgb=bilateral_srgb,
         bilateral_compat=bilateral_compat,
         label_compat=label_compat,
+        log=log,
     )
     return q.view(h, w, b, labels).permute(2, 3, 0, 1).contiguous()
 
@@ -226,6 +237,7 @@ def _marginals(
     bilateral_srgb: float,
     bilateral_compat: float | Tensor,
     label_compat: Tensor | None = None,
+    log: bool = False,
 ) -> Tensor:
     """:func:`dense_crf` in the internal pixel-major layout ``(H W, B, L)``."""
     _check_inputs(image, unary, n_iter)
@@ -245,7 +257,7 @@ def _marginals(
     tensors = tuple(c.to(unary) if isinstance(c, Tensor) else None for c in compat)
     u = unary.permute(2, 3, 0, 1).reshape(h * w, b, labels).contiguous()
     mu = None if label_compat is None else label_compat.to(unary)
-    return _mean_field(u, kernels, tensors, n_iter, mu)  # type: ignore[arg-type]
+    return _mean_field(u, kernels, tensors, n_iter, mu, log)  # type: ignore[arg-type]
 
 
 class DenseCRF(nn.Module):
@@ -311,8 +323,8 @@ class DenseCRF(nn.Module):
             if self.label_compat is not None:
                 self.label_compat.copy_(1 - torch.eye(self.label_compat.shape[0]))
 
-    def forward(self, image: Tensor, unary: Tensor) -> Tensor:
-        """Run mean-field inference; see :func:`dense_crf`."""
+    def forward(self, image: Tensor, unary: Tensor, *, log: bool = False) -> Tensor:
+        """Run mean-field inference; see :func:`dense_crf` (``log``: the log-marginals)."""
         if self.trainable_compat:
             compat: tuple[float | Tensor, float | Tensor] = (self.compat[0], self.compat[1])
         else:
@@ -327,6 +339,7 @@ class DenseCRF(nn.Module):
             bilateral_srgb=self.bilateral_srgb,
             bilateral_compat=compat[1],
             label_compat=self.label_compat,
+            log=log,
         )
 
     def extra_repr(self) -> str:

@@ -105,5 +105,6 @@ class JointCRF(DeepLabV3Plus):
     ) -> torch.Tensor:
         logits = super().forward(images, superpixels)
         rgb = ((images * self.std + self.mean).clamp(0, 1) * 255).detach()
-        q = self.crf(rgb, -F.log_softmax(logits.float(), dim=1))
-        return q.clamp_min(1e-8).log()
+        # exact log Q (the last update's log_softmax): a clamped log(Q) gives no gradient to the
+        # pixels the CRF makes confidently wrong, and training then sharpens the CRF unopposed
+        return self.crf(rgb, -F.log_softmax(logits.float(), dim=1), log=True)
