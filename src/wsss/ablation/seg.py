@@ -84,8 +84,14 @@ class SegRow:
 SEG_ROWS: tuple[SegRow, ...] = (
     SegRow("DeepLabV3+", "deeplabv3plus", "deeplabv3plus"),
     SegRow("+ Vanilla-CRF", "vanilla_crf", "deeplabv3plus", crf=True, tables="1"),
-    SegRow("+ Joint-CRF", "joint_crf", "jointcrf", tables="1", init_from="deeplabv3plus",
-           max_grad_norm=5.0),
+    SegRow(
+        "+ Joint-CRF",
+        "joint_crf",
+        "jointcrf",
+        tables="1",
+        init_from="deeplabv3plus",
+        max_grad_norm=5.0,
+    ),
     SegRow("+ Non-local", "non_local", "nonlocal", tables="2"),
     SegRow("+ ES-CRF psi_p", "escrf_p", "escrf", superpixel=False, tables="2"),
     SegRow("+ ES-CRF psi_s", "escrf_s", "escrf", pairwise=False, tables="2"),
