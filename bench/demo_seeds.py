@@ -102,12 +102,14 @@ def gather(runs: list[Path]) -> dict[str, Any]:
 def _ordering(lo: str, hi: str, why: str, a: list[float], b: list[float]) -> dict[str, Any]:
     diffs = [y - x for x, y in zip(a, b, strict=True)]
     s = _spread(diffs)
-    if all(d > 0 for d in diffs) and s["mean"] > 2 * s["std"]:
-        verdict = "holds beyond the spread"
-    elif s["mean"] > 0:
-        verdict = "within the spread"
+    if all(d > 0 for d in diffs):
+        beyond = s["mean"] > 2 * s["std"]
+        verdict = "holds beyond the spread" if beyond else "holds at every seed, within 2 sd"
+    elif all(d < 0 for d in diffs):
+        beyond = -s["mean"] > 2 * s["std"]
+        verdict = "reversed beyond the spread" if beyond else "reversed at every seed, within 2 sd"
     else:
-        verdict = "reversed"
+        verdict = "signs differ between seeds: noise"
     return {"lower": lo, "higher": hi, "claim": why, "differences": diffs,
             "mean": s["mean"], "std": s["std"], "verdict": verdict}  # fmt: skip
 
