@@ -42,3 +42,13 @@ def test_line_plot_is_an_image_that_depends_on_the_data() -> None:
     b = line_plot([0.0, 0.5, 1.0], [30.0, 10.0, 20.0], xlabel="t", ylabel="mIoU")
     assert a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] == 3
     assert a.shape == b.shape and (a != b).any()
+
+
+def test_sample_grid_titles_tell_the_ground_truth_network_apart():
+    from wsss.viz.report_figures import column_title
+
+    names = ["DeepLabV3+", "ES-CRF", "DeepLabV3+ (supervised, ground truth)",
+             "colour-only (supervised, oracle labels)"]  # fmt: skip
+    titles = [column_title(n) for n in names]
+    assert titles == ["DeepLabV3+", "ES-CRF", "DeepLabV3+ (GT)", "colour-only"]
+    assert len(set(titles)) == len(titles)

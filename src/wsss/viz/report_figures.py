@@ -71,6 +71,19 @@ def cam_grid(ctx: Any, out: Path) -> bool:
     return True
 
 
+def column_title(name: str) -> str:
+    """A prediction's short column title: the method without its parenthesis, marked ``(GT)``
+    when it was trained on the ground truth (the supervised reference beside the same network
+    on pseudo labels).
+
+    Example:
+        >>> column_title("DeepLabV3+ (supervised, ground truth)"), column_title("ES-CRF")
+        ('DeepLabV3+ (GT)', 'ES-CRF')
+    """
+    method, _, note = name.partition(" (")
+    return f"{method} (GT)" if "ground truth" in note else method
+
+
 def sample_grid(ctx: Any, out: Path) -> bool:
     """Image, GT and every val prediction (segmentation, baselines) of the sample val images;
     False when the run has no val predictions (a chain without segmentation)."""
@@ -86,6 +99,6 @@ def sample_grid(ctx: Any, out: Path) -> bool:
             pred = read_label_png(folder / f"{image_id}.png", size=sample.image.shape[:2])
             row.append(overlay_labels(sample.image, pred))
         rows.append(row)
-    titles = ["image", "ground truth", *[n.split(" (")[0] for n in folders]]
+    titles = ["image", "ground truth", *[column_title(n) for n in folders]]
     save_png(out, make_grid(rows, titles=titles, height=128))
     return True
