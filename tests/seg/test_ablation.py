@@ -54,6 +54,10 @@ def test_every_row_on_gt_and_pseudo_labels(tiny_voc: Path, pseudo: Path, tmp_pat
     joint = json.loads((out / "pseudo" / "train" / "jointcrf" / "config.json").read_text())
     assert joint["config"]["init"] == str((out / "pseudo" / "train" / "deeplabv3plus" /
                                            "final.pt").resolve())  # fmt: skip
+    # ... and fine-tunes it at a tenth of the recipe's rate with the gradient norm clipped at 5
+    base = json.loads((out / "pseudo" / "train" / "deeplabv3plus" / "config.json").read_text())
+    assert joint["config"]["lr"] == pytest.approx(0.1 * base["config"]["lr"])
+    assert joint["config"]["max_grad_norm"] == 5.0 and "max_grad_norm" not in base["config"]
     assert json.loads((out / "pseudo" / "train" / "escrf_ps" / "config.json").read_text())[
         "config"]["labels"] == str(pseudo.resolve())  # fmt: skip
     md = (out / "seg.md").read_text().splitlines()
