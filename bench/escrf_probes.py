@@ -116,7 +116,8 @@ def probe(args: argparse.Namespace) -> None:
             torch.manual_seed(seed)
             model = registry.create_seg_model("escrf", backbone=args.backbone,
                                               num_classes=num_classes, pretrained=args.pretrained,
-                                              **_head(args), **options)  # fmt: skip
+                                              head_channels=args.head_channels,
+                                              **options)  # fmt: skip
             per_seed.append(_summary(_probe(model, images, masks)))
         result["init"][name] = {"options": options, "seeds": list(args.init_seeds),
                                 "per_seed": per_seed}  # fmt: skip
@@ -132,11 +133,6 @@ def probe(args: argparse.Namespace) -> None:
         _print(f"trained {name} ({options})", [summary])
     if args.out:
         atomic_write_text(Path(args.out), json.dumps(result, indent=2) + "\n")
-
-
-def _head(args: argparse.Namespace) -> dict[str, Any]:
-    """The decoder width option of the initial networks (``None``: the paper's 256)."""
-    return {} if args.head_channels is None else {"head_channels": args.head_channels}
 
 
 def _load(run: Path) -> tuple[torch.nn.Module, Any]:

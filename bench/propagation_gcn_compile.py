@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 import wsss.gcn.gradients as gradients
-from propagation_gcn import _affinity, _problem
+from propagation_gcn import VOC_GRID, _affinity, _problem
 from wsss.gcn.graphs import sparse_power_graph
 from wsss.gcn.train import GcnProblem, GcnSettings, train_gcn
 from wsss.io.atomic import atomic_write_text
@@ -47,7 +47,7 @@ TARGETS: dict[str, tuple[Any, str]] = {
 
 def _batch(size: int = 8) -> list[GcnProblem]:
     gen = torch.Generator().manual_seed(0)
-    h, w = 94, 125
+    h, w = VOC_GRID
     graph = sparse_power_graph(_affinity(h, w, gen), topk=32)
     problem = _problem(graph, h, w, 3, 160, gen)
     return [dataclasses.replace(problem, seed=i) for i in range(size)]
@@ -99,7 +99,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     batch = _batch()
     result: dict[str, Any] = {"steps": args.steps, "runs": args.runs, "threads": args.threads,
-                              "batch": len(batch), "nodes": 94 * 125, "features": 160,
+                              "batch": len(batch), "nodes": VOC_GRID[0] * VOC_GRID[1],
+                              "features": 160,
                               "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
                               "torch": torch.__version__, "platform": platform.platform(),
                               "load_average_start": os.getloadavg()}  # fmt: skip
