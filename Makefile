@@ -3,7 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_OUT ?= runs/demo
-# torch's OpenMP threads spin-wait by default; on a shared 2-core machine that costs up to 10x.
+# torch's OpenMP threads spin-wait by default; on a shared 2-core machine that costs up to 10x,
+# so the tests (and anything else run from here) get PASSIVE unless the caller sets a policy.
+# `make demo` has the cores to itself and keeps OpenMP's default: PASSIVE wakes the other thread
+# at every small kernel and made the per-image stages 1.3-2.5x slower (docs/benchmark.md#time).
+CALLER_OMP_WAIT_POLICY := $(OMP_WAIT_POLICY)
 export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: demo test test-voc lint clean
@@ -33,7 +37,7 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed | $(VENV)/.chromium
 	touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/wsss run --config demo --out $(DEMO_OUT)
+	$(if $(CALLER_OMP_WAIT_POLICY),,env -u OMP_WAIT_POLICY) $(BIN)/wsss run --config demo --out $(DEMO_OUT)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench

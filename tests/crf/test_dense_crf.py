@@ -122,6 +122,23 @@ def test_batch_equals_per_image() -> None:
     torch.testing.assert_close(batch[1:], dense_crf(b_img, b_un))
 
 
+def test_label_maps_of_one_image_share_its_lattice() -> None:
+    # crf_inference_label with one image and P label maps: P CRFs on one lattice, each equal to
+    # its own call; several images with one map each keep the per-image meaning.
+    image, _, _ = _two_halves(seed=3)
+    gen = torch.Generator().manual_seed(1)
+    first = torch.randint(0, 3, image.shape[2:], generator=gen)
+    maps = torch.stack([first, (first + 1) % 3])  # the second map's labels permuted
+    shared = crf_inference_label(image, maps, 3)
+    assert isinstance(shared, torch.Tensor) and shared.shape == maps.shape
+    for p in range(2):
+        torch.testing.assert_close(shared[p], crf_inference_label(image, maps[p : p + 1], 3)[0],
+                                   rtol=0, atol=0)  # fmt: skip
+    assert not torch.equal(shared[0], shared[1])
+    two_images = crf_inference_label(torch.cat([image, image.flip(-1)]), maps, 3)
+    torch.testing.assert_close(two_images[1], crf_inference_label(image.flip(-1), maps[1:], 3)[0])
+
+
 def test_module_matches_function_and_learns_compat() -> None:
     image, unary, _ = _two_halves()
     crf = DenseCRF(n_iter=3, **PRESETS["irn"])

@@ -110,3 +110,23 @@ def test_module_form_equals_function():
     image, cams, expected = _target()
     cam = CamFile(keys=np.array([7]), cams=cams[:, ::4, ::4], size=(32, 40), high_res=cams)
     np.testing.assert_array_equal(IrnetSeeds()(image, cam), expected)
+
+
+def test_two_thresholds_share_a_lattice_and_equal_two_calls(voc_samples):
+    # A real photograph with smooth random CAMs: the shared-lattice pair (irnet_seeds' path)
+    # gives exactly the maps of two separate CRFs.
+    from PIL import Image
+
+    path = sorted((voc_samples / "JPEGImages").glob("*.jpg"))[0]
+    rgb = np.asarray(Image.open(path).convert("RGB"))[::2, ::2]
+    image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
+    gen = torch.Generator().manual_seed(0)
+    coarse = torch.rand(3, 1, 6, 8, generator=gen)
+    cams = 0.5 * torch.nn.functional.interpolate(coarse, size=rgb.shape[:2], mode="bilinear")[:, 0]
+    both = confident_labels(image, cams, (0.30, 0.05))
+    assert both.shape == (2, *rgb.shape[:2])
+    for got, threshold in zip(both, (0.30, 0.05), strict=True):
+        alone = confident_labels(image, cams, threshold)
+        assert (alone > 0).any()
+        torch.testing.assert_close(got, alone, rtol=0, atol=0)
+    assert (both[0] == 0).any() and not torch.equal(both[0], both[1])

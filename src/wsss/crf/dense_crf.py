@@ -125,16 +125,28 @@ def _mean_field(
     n_iter: int,
     label_compat: Tensor | None = None,
     log: bool = False,
+    problems: int = 1,
 ) -> Tensor:
     """Mean-field updates on ``(N, B, L)`` unaries; returns ``(N, B, L)`` marginals (``log``:
     their logarithm, the last update's ``log_softmax``, exact where a marginal underflows).
+
+    ``problems`` > 1 splits the ``L`` channels into that many independent CRFs of ``L / problems``
+    labels each on the same image: the kernels filter every channel alike, the normalisation
+    runs within each problem (several label maps of one image share one lattice).
 
     Float compatibilities are folded into the kernels; tensor ones (``compat``: scalars or one
     weight per label) multiply here. ``label_compat`` (``(L, L)``, a penalty ``mu(l, l')``) turns
     the weighted message ``m`` into ``-m mu^T`` (CRF-as-RNN's compatibility transform).
     """
     n, b, labels = unary.shape
+    if labels % problems or (problems > 1 and label_compat is not None):
+        raise ValueError(
+            f"{labels} channels do not split into {problems} problems"
+            + (" (label_compat needs one problem)" if label_compat is not None else "")
+        )
+    split = (n, b, problems, labels // problems)  # softmax within each problem's labels
     smooth, appearance = kernels
+    unary = unary.view(split)
     unary = unary - unary.amin(-1, keepdim=True)  # softmax-invariant shift, see _softmax
     scale = [1.0 if c is None else float(c.detach().abs().max()) for c in compat]
     bound = smooth.peak * scale[0] + appearance.peak * scale[1]
@@ -143,8 +155,8 @@ def _mean_field(
     )
     fast = bound < 60.0 and not grad and label_compat is None
     if n_iter == 0 and log:
-        return torch.log_softmax(-unary, dim=-1)
-    q = _softmax(torch.zeros_like(unary), unary, fast=fast)
+        return torch.log_softmax(-unary, dim=-1).view(n, b, labels)
+    q = _softmax(torch.zeros_like(unary), unary, fast=fast).view(n, b, labels)
     for step in range(n_iter):
         msg = smooth.apply(q.view(n, b * labels)).view(n, b, labels)
         msg_b = appearance.apply(q.view(n * b, labels)).view(n, b, labels)
@@ -156,8 +168,8 @@ def _mean_field(
         if label_compat is not None:
             msg = -(msg @ label_compat.T)
         if log and step == n_iter - 1:
-            return torch.log_softmax(msg - unary, dim=-1)
-        q = _softmax(msg, unary, fast=fast)
+            return torch.log_softmax(msg.view(split) - unary, dim=-1).view(n, b, labels)
+        q = _softmax(msg.view(split), unary, fast=fast).view(n, b, labels)
     return q
 
 
@@ -238,8 +250,10 @@ def _marginals(
     bilateral_compat: float | Tensor,
     label_compat: Tensor | None = None,
     log: bool = False,
+    problems: int = 1,
 ) -> Tensor:
-    """:func:`dense_crf` in the internal pixel-major layout ``(H W, B, L)``."""
+    """:func:`dense_crf` in the internal pixel-major layout ``(H W, B, L)`` (``problems``: see
+    :func:`_mean_field`)."""
     _check_inputs(image, unary, n_iter)
     b, labels, h, w = unary.shape
     if label_compat is not None and tuple(label_compat.shape) != (labels, labels):
@@ -257,7 +271,7 @@ def _marginals(
     tensors = tuple(c.to(unary) if isinstance(c, Tensor) else None for c in compat)
     u = unary.permute(2, 3, 0, 1).reshape(h * w, b, labels).contiguous()
     mu = None if label_compat is None else label_compat.to(unary)
-    return _mean_field(u, kernels, tensors, n_iter, mu, log)  # type: ignore[arg-type]
+    return _mean_field(u, kernels, tensors, n_iter, mu, log, problems)  # type: ignore[arg-type]
 
 
 class DenseCRF(nn.Module):
@@ -375,19 +389,27 @@ def crf_inference_label(
     Args:
         image: ``(H, W, 3)`` uint8 numpy image, or a ``(B, 3, H, W)`` tensor.
         labels: ``(H, W)`` integer map in ``[0, n_labels)`` (numpy), or ``(B, H, W)`` tensor.
+            With a single image (``B = 1``) the tensor may hold ``P`` label maps of that image,
+            ``(P, H, W)``: ``P`` independent CRFs that share one lattice (IRNet's two
+            confident maps), each equal to its own call.
         n_labels: Number of labels.
         t: Mean-field iterations.
         gt_prob: Confidence in the given labels.
 
     Returns:
-        The argmax label map, int64, numpy ``(H, W)`` or tensor ``(B, H, W)`` like the input.
+        The argmax label map, int64, numpy ``(H, W)`` or tensor ``(B, H, W)`` (``(P, H, W)``)
+        like the input.
     """
     as_numpy = not isinstance(labels, Tensor)
     lab = torch.from_numpy(np.array(labels)[None]) if as_numpy else labels
     img = _image_batch(image, lab.device)
     unary = unary_from_labels(lab, n_labels, gt_prob=gt_prob, zero_unsure=False)
+    problems = lab.shape[0] if img.shape[0] == 1 and lab.ndim == 3 else 1
+    if problems > 1:  # (P, L, H, W) -> one image with P problems of L labels
+        unary = unary.reshape(1, -1, *unary.shape[2:])
     with torch.no_grad():
-        q = _marginals(img, unary, n_iter=t, **PRESETS["irn"])  # (H W, B, L)
+        q = _marginals(img, unary, n_iter=t, problems=problems, **PRESETS["irn"])  # (H W, B, PL)
+    q = q.view(q.shape[0], -1, n_labels)  # (H W, B or P, L)
     out = q.argmax(-1).view(*lab.shape[1:], -1).permute(2, 0, 1)
     return out[0].cpu().numpy() if as_numpy else out
 

@@ -10,6 +10,7 @@ Layout::
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 import time
@@ -23,7 +24,18 @@ from wsss.errors import WsssError
 from wsss.io.atomic import atomic_write_text
 
 
-def _environment() -> dict[str, str]:
+def _cpu_model() -> str:
+    """The CPU's model name (Linux ``/proc/cpuinfo``), else ``platform.processor()``."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _environment() -> dict[str, Any]:
     import numpy
     import torch
     import torchvision
@@ -35,7 +47,19 @@ def _environment() -> dict[str, str]:
         "torchvision": torchvision.__version__,
         "numpy": numpy.__version__,
         "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cpus": os.cpu_count(),
     }
+
+
+def thread_setting() -> dict[str, Any]:
+    """This process's torch threads and OpenMP wait policy (``default`` when unset): the same
+    seed gives slightly different floats at another thread count, and the policy changes the
+    seconds (docs/benchmark.md#time)."""
+    import torch
+
+    policy = os.environ.get("OMP_WAIT_POLICY", "").strip() or "default"
+    return {"threads": torch.get_num_threads(), "omp_wait_policy": policy}
 
 
 class RunDir:
@@ -102,7 +126,7 @@ class RunDir:
         manifest = self.manifest()
         cpu = {} if cpu_seconds is None else {"cpu_seconds": round(cpu_seconds, 3)}
         manifest["stages"][name] = {"status": "done", "seconds": round(seconds, 3), **cpu,
-                                    **outputs}  # fmt: skip
+                                    **thread_setting(), **outputs}  # fmt: skip
         self._write_manifest(manifest)
 
     def clear_stage(self, name: str) -> None:

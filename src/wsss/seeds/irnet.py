@@ -14,6 +14,7 @@ threshold finds an object. Ties in the argmax go to the background plane.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -30,25 +31,31 @@ from wsss.seeds.checks import check_seed_inputs, keys_lookup
 __all__ = ["IrnetSeeds", "confident_labels", "irnet_seeds", "merge_confident"]
 
 
-def confident_labels(image: Tensor, cams: Tensor, threshold: float) -> Tensor:
+def confident_labels(image: Tensor, cams: Tensor, threshold: float | Sequence[float]) -> Tensor:
     """``CRF(argmax([threshold, cams]))``: 0 = background, ``k`` = the ``k``-th CAM.
 
     Args:
         image: RGB image, uint8 (or float in 0-255), on the CAMs' device.
         cams: The image's CAMs.
-        threshold: Constant score of the background plane.
+        threshold: Constant score of the background plane, or several: one map each, their
+            CRFs sharing the image's lattice (each equal to its own call).
 
     Returns:
-        int64 index map in ``[0, K]`` on the CAMs' device.
+        int64 index map in ``[0, K]`` on the CAMs' device (several thresholds: stacked).
 
     Shapes:
-        image: ``(1, 3, H, W)``; cams: ``(K, H, W)`` with ``K >= 1``; output ``(H, W)``.
+        image: ``(1, 3, H, W)``; cams: ``(K, H, W)`` with ``K >= 1``; output ``(H, W)``, or
+        ``(T, H, W)`` for ``T`` thresholds.
     """
-    planes = torch.cat([cams.new_full((1, *cams.shape[1:]), float(threshold)), cams])
-    labels = planes.argmax(0)  # first maximum: ties go to the background plane
-    refined = crf_inference_label(image, labels[None], planes.shape[0])
+    several = not isinstance(threshold, int | float)
+    values = [float(t) for t in threshold] if several else [float(threshold)]  # type: ignore[union-attr]
+    labels = torch.stack([
+        torch.cat([cams.new_full((1, *cams.shape[1:]), t), cams]).argmax(0)  # ties: background
+        for t in values
+    ])  # fmt: skip
+    refined = crf_inference_label(image, labels, cams.shape[0] + 1)
     assert isinstance(refined, Tensor)
-    return refined[0]
+    return refined if several else refined[0]
 
 
 def merge_confident(fg: Tensor, bg: Tensor) -> Tensor:
@@ -101,8 +108,7 @@ def irnet_seeds(
         return np.zeros(image.shape[:2], dtype=np.uint8)
     img = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].to(device)
     maps = torch.as_tensor(np.asarray(cams, dtype=np.float32), device=device)
-    fg = confident_labels(img, maps, conf_fg)
-    bg = confident_labels(img, maps, conf_bg)
+    fg, bg = confident_labels(img, maps, (conf_fg, conf_bg))  # one lattice for both CRFs
     return keys_lookup(merge_confident(fg, bg).cpu().numpy(), keys)
 
 

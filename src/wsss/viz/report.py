@@ -60,6 +60,13 @@ def collect_metrics(ctx: Any) -> dict[str, Any]:
         "val": _read_json(ctx.path / "metrics" / "val.json"),
         "seconds": {k: v.get("seconds") for k, v in manifest["stages"].items()},
         "cpu_seconds": {k: v.get("cpu_seconds") for k, v in manifest["stages"].items()},
+        "threads": {
+            k: {t: v[t] for t in ("threads", "omp_wait_policy") if t in v}
+            for k, v in manifest["stages"].items()
+        },
+        "machine": {
+            k: v for k, v in manifest.get("environment", {}).items() if k in ("cpu", "cpus")
+        },
         "cam_calibration": manifest["stages"].get("cam_calibration", {}).get("calibration"),
     }
 
@@ -160,8 +167,18 @@ def build_report(ctx: Any, summary: dict[str, Any]) -> list[Block]:
         *([Figure(cams, f"CAMs, seeds and pseudo labels (split {split})")] if has_cams else []),
         *([Figure(samples, "val samples: ground truth and predictions")] if has_samples else []),
         Heading("Seconds per stage"),
-        seconds_table(summary["seconds"], summary["cpu_seconds"]),
+        seconds_table(summary["seconds"], summary["cpu_seconds"], summary.get("threads")),
+        *_machine_note(summary.get("machine") or {}),
     ]
+
+
+def _machine_note(machine: dict[str, Any]) -> list[Block]:
+    """The CPU the seconds were measured on (machines differ by 3x per stage)."""
+    if not machine:
+        return []
+    return [Text(f"Measured on: {machine.get('cpu', 'unknown CPU')}, "
+                 f"{machine.get('cpus', '?')} logical CPUs. Threads: torch's intra-op threads of "
+                 f"the stage's process and its OpenMP wait policy (docs/benchmark.md#time).")]  # fmt: skip
 
 
 def write_report(ctx: Any) -> dict[str, Path]:

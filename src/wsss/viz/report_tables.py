@@ -195,9 +195,21 @@ def ablation_table(result: dict[str, Any]) -> Table:
     return make_table(header, rows, key="ablation")
 
 
-def seconds_table(seconds: dict[str, float | None], cpu: dict[str, float | None]) -> Table:
-    """Wall-clock and CPU seconds (all threads of the process) per stage, and their totals."""
+def seconds_table(
+    seconds: dict[str, float | None], cpu: dict[str, float | None],
+    threads: dict[str, dict[str, Any]] | None = None,
+) -> Table:  # fmt: skip
+    """Wall-clock and CPU seconds (all threads of the process) per stage, and their totals;
+    with ``threads`` (per stage ``{"threads": n, "omp_wait_policy": p}``) a column ``n (p)``."""
     rows = [[name, fmt(value), fmt(cpu.get(name))] for name, value in seconds.items()]
     totals = [sum(v for v in d.values() if v is not None) for d in (seconds, cpu)]
-    rows.append(["total", *map(fmt, totals)])
-    return make_table(["stage", "seconds", "CPU seconds"], rows, key="seconds")
+    header = ["stage", "seconds", "CPU seconds"]
+    if threads and any(threads.values()):
+        header.append("threads (OpenMP wait)")
+        for row in rows:
+            t = threads.get(row[0]) or {}
+            row.append(
+                f"{t['threads']} ({t.get('omp_wait_policy', '?')})" if "threads" in t else "-"
+            )
+    rows.append(["total", *map(fmt, totals), *([""] if len(header) == 4 else [])])
+    return make_table(header, rows, key="seconds")
