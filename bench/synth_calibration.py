@@ -3,6 +3,7 @@
     python bench/synth_calibration.py --out runs/calib-s0 [--seed 0] [--version 3]
         [--train 500 --val 200 --size 128] [--backbone small|efficientnet_lite0]
         [--cam-epochs 30 --cam-crop 128 --cam-long-side 112 144 --cam-output-stride 16]
+        [--cam-scales 1 0.5 1.5 2]
         [--seg-epochs 8 --seg-batch-size 16 --seg-lr 2e-3] [--threads 2] [--skip seg,cam]
 
 Generates the benchmark into ``<out>/data`` (or uses ``--root``), then measures, on properties of
@@ -15,8 +16,9 @@ the data and of the classifier only (``wsss.synth.calibration``):
   ground truth, scored on val at scale 1 without flip (the demo's prediction settings): the
   supervised ceiling;
 * cam: the demo's CAM classifier (``--backbone``, its CAM preset unless overridden) and its
-  multi-scale, flipped CAMs of the train images (the demo's scales), at the best background
-  threshold: mIoU, per-object coverage, part and body coverage, false positives by scene.
+  multi-scale, flipped CAMs of the train images (the demo's scales unless ``--cam-scales``), at
+  the best background threshold: mIoU, per-object coverage, part and body coverage, false
+  positives by scene.
 
 Every training records wall and CPU seconds (``resource.getrusage``, all threads of this
 process) and the torch thread count. Each step resumes: a finished step's figures are read back
@@ -111,7 +113,9 @@ def run_cam(args: argparse.Namespace, root: Path, out: Path) -> dict[str, Any]:
     _, cost = timed(lambda: train_cam(config, run / "train", dataset=train, progress=False))
     model, _ = load_cam(run / "train", "cpu")
     _, infer_cost = timed(
-        lambda: infer_cams(model, train, run / "cams", scales=CAM_SCALES, progress=False)
+        lambda: infer_cams(
+            model, train, run / "cams", scales=tuple(args.cam_scales), progress=False
+        )
     )
     stats = calibration.cam_statistics(train, run / "cams")
     return {**stats, "config": config.to_dict(), "train_cost": cost, "infer_cost": infer_cost}
@@ -171,6 +175,8 @@ def main() -> None:
         help="DeepLabV3+ ASPP/decoder channels (None: 256)",
     )
     parser.add_argument("--skip", default="", help="comma-separated steps to skip")
+    parser.add_argument("--cam-scales", type=float, nargs="+", default=list(CAM_SCALES),
+                        help="CAM inference scales (flip always)")  # fmt: skip
     for prefix in ("cam", "seg"):
         parser.add_argument(f"--{prefix}-epochs", type=int, default=None)
         parser.add_argument(f"--{prefix}-lr", type=float, default=None)
