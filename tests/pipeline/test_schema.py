@@ -56,6 +56,7 @@ def test_group_cams_use_the_cam_scales_so_that_the_rows_compare(name: str) -> No
     config = load_config(name)
     assert config["group"]["scales"] == config["cam"]["scales"]
 
+
 def test_a_stage_chain_names_known_distinct_stages() -> None:
     from wsss.pipeline.stages import STAGES, pipeline_stages
 
