@@ -84,10 +84,12 @@ def test_every_row_is_paired_with_its_baseline(tiny_voc: Path, tmp_path: Path, m
 
     first: dict[int, dict] = {}
     order: list[int] = []
+    alive: list[SegmentationModel] = []  # a freed network's id could be reused by the next one
     real = SegmentationModel.forward
 
     def recording(self, images, superpixels=None):
         if self.training and id(self) not in first:
+            alive.append(self)
             order.append(id(self))
             first[id(self)] = {"state": {k: v.detach().clone() for k, v in
                                          self.state_dict().items()},
