@@ -3,7 +3,7 @@
     python bench/synth_calibration.py --out runs/calib-s0 [--seed 0] [--version 3]
         [--train 500 --val 200 --size 128] [--backbone small|efficientnet_lite0]
         [--cam-epochs 30 --cam-crop 128 --cam-long-side 112 144 --cam-output-stride 16]
-        [--cam-scales 1 0.5 1.5 2]
+        [--cam-scales 1 0.5 1.5 2]   (default: the demo's cam.scales)
         [--seg-epochs 8 --seg-batch-size 16 --seg-lr 2e-3 --seg-max-grad-norm 5] [--threads 2] [--skip seg,cam]
 
 Generates the benchmark into ``<out>/data`` (or uses ``--root``), then measures, on properties of
@@ -46,6 +46,7 @@ from wsss.cam.train import train as train_cam
 from wsss.data.synthetic import SyntheticSegmentation
 from wsss.io.atomic import atomic_write_text
 from wsss.models import backbones
+from wsss.pipeline.config import load_config
 from wsss.seg.predict import predict_split
 from wsss.seg.train import load_trained as load_seg
 from wsss.seg.train import resolve_config as seg_config
@@ -54,7 +55,7 @@ from wsss.synth import calibration
 from wsss.synth.design import GENERATOR_VERSION
 from wsss.synth.generate import generate_benchmark
 
-CAM_SCALES = (1.0, 0.5, 1.5)  # configs/demo.yaml cam.scales
+CAM_SCALES = tuple(load_config("demo")["cam"]["scales"])  # the demo's CAM scales
 STEPS = ("data", "colour", "seg", "cam")
 
 

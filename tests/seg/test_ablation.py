@@ -82,16 +82,13 @@ def test_every_row_is_paired_with_its_baseline(tiny_voc: Path, tmp_path: Path, m
     from wsss.seg.deeplab import SegmentationModel
     from wsss.seg.train import load_trained
 
-    first: dict[int, dict] = {}
-    order: list[int] = []
-    alive: list[SegmentationModel] = []  # a freed network's id could be reused by the next one
+    # keyed by the network itself (not its id, which a freed network hands on): insertion order
+    first: dict[SegmentationModel, dict] = {}
     real = SegmentationModel.forward
 
     def recording(self, images, superpixels=None):
-        if self.training and id(self) not in first:
-            alive.append(self)
-            order.append(id(self))
-            first[id(self)] = {"state": {k: v.detach().clone() for k, v in
+        if self.training and self not in first:
+            first[self] = {"state": {k: v.detach().clone() for k, v in
                                          self.state_dict().items()},
                                "rng": torch.get_rng_state(), "images": images.detach().clone(),
                                "type": type(self).__name__}  # fmt: skip
@@ -101,7 +98,7 @@ def test_every_row_is_paired_with_its_baseline(tiny_voc: Path, tmp_path: Path, m
     out = tmp_path / "ab"
     ablate_seg(tiny_voc, out, **{**TINY, "epochs": 2})
     trained = [r for r in SEG_ROWS if not r.crf]
-    runs = [first[i] for i in order]
+    runs = list(first.values())
     assert len(runs) == len(trained)  # one network per row (Vanilla-CRF reuses the baseline's)
     base = runs[0]["state"]
     final, _ = load_trained(out / "gt" / "train" / "deeplabv3plus")
