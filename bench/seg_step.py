@@ -4,10 +4,11 @@ measured against it, in one process (docs/benchmark.md#time, issue 12).
     python bench/seg_step.py [--out bench/results/seg_step.json] [--runs 5] [--threads 2]
 
 The demo's step (configs/demo.yaml ``seg``): EfficientNet-Lite0 at output stride 16, head 128
-channels, a batch of 16 crops of 128 x 128, 11 classes, cross-entropy, momentum SGD; DeepLabV3+
+channels, a batch of 16 crops of 112 x 112, 11 classes, cross-entropy, momentum SGD; DeepLabV3+
 and ES-CRF (psi_p + psi_s on a superpixel map of 60 regions). Cases, each against the demo's
-float32 step of the same network: the head at 64 channels; channels-last tensors; bfloat16
-autocast (``torch.autocast("cpu")``); both. Weights are random (the speed does not depend on
+float32 step of the same network: ``full_taps``, ASPP's dilated convolutions with all their taps
+(plain ``nn.Conv2d``: the step before :mod:`wsss.seg.dilated`, the same outputs); the head at 64
+channels; channels-last tensors; bfloat16 autocast (``torch.autocast("cpu")``); both. Weights are random (the speed does not depend on
 them). The cases alternate within each run, so that all see the same load; medians of
 ``--runs`` runs of 3 steps, wall and CPU seconds per step (``time.process_time``, all threads).
 
@@ -25,13 +26,16 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from benchutil import machine, main
+from wsss.seg.dilated import TrimmedConv2d
 from wsss.seg.registry import create_seg_model
 
-BATCH, SIZE, CLASSES, STEPS = 16, 128, 11, 250
+BATCH, SIZE, CLASSES, STEPS = 16, 112, 11, 250
 CASES: dict[str, dict[str, object]] = {
     "fp32": {},
+    "full_taps": {"full_taps": True},
     "head64": {"head_channels": 64},
     "channels_last": {"channels_last": True},
     "bf16": {"bf16": True},
@@ -45,6 +49,10 @@ def make_step(head: str, case: dict[str, object]) -> Callable[[], None]:
     model = create_seg_model(head, backbone="efficientnet_lite0", num_classes=CLASSES,
                              pretrained=False, freeze_bn=True,
                              head_channels=int(case.get("head_channels", 128)))  # type: ignore[arg-type]  # fmt: skip
+    if case.get("full_taps"):
+        for m in model.modules():
+            if type(m) is TrimmedConv2d:
+                m.__class__ = nn.Conv2d
     model.train()
     x = torch.randn(BATCH, 3, SIZE, SIZE, generator=gen)
     y = torch.randint(0, CLASSES, (BATCH, SIZE, SIZE), generator=gen)

@@ -27,6 +27,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torchvision.models.segmentation.deeplabv3 import ASPP
 
 from wsss.models.backbones import Backbone
+from wsss.seg.dilated import trim_padding_taps
 
 __all__ = ["DeepLabV2", "DeepLabV3Plus", "SegmentationModel", "batchnorm_to_groupnorm"]
 
@@ -136,6 +137,7 @@ class DeepLabV2(SegmentationModel):
         for conv in self.aspp:  # DeepLab-v2 initialises its classifiers with N(0, 0.01)
             nn.init.normal_(conv.weight, std=0.01)
             nn.init.zeros_(conv.bias)
+        trim_padding_taps(self.aspp)  # same outputs; skips taps that only read padding
 
     def scores(self, images: torch.Tensor, superpixels: torch.Tensor | None) -> torch.Tensor:
         x = self.backbone(images)
@@ -174,6 +176,7 @@ class DeepLabV3Plus(SegmentationModel):
         self.low_level_stage = low_level_stage
         low_in = backbone.stage_channels[low_level_stage]
         self.aspp = ASPP(backbone.out_channels, list(rates), aspp_channels)
+        trim_padding_taps(self.aspp)  # same outputs; skips taps that only read padding
         self.reduce = nn.Sequential(
             nn.Conv2d(low_in, low_level_channels, 1, bias=False),
             nn.BatchNorm2d(low_level_channels), nn.ReLU(inplace=True),
