@@ -4,9 +4,9 @@ A ``k x k`` convolution with dilation ``d``, stride 1 and padding ``d (k - 1) / 
 output row ``y``, the input rows ``y + d t`` for ``t = -(k-1)/2 .. (k-1)/2``. When ``d >= H`` every
 row with ``t != 0`` lies outside ``[0, H)``, i.e. in the padding, for every ``y``: the convolution
 is exactly its centre row of taps (and the same for columns with ``W``). DeepLab's ASPP meets this
-on small inputs (Chen et al., 2017, Sec. 3.3: "the 3x3 filter degenerates to a simple 1x1
-filter"): on a 112-pixel crop at output stride 16 the last stage is 7 x 7, so the 3x3 branches of
-dilations 12 and 18 are 1x1 convolutions computed at 9 times their cost.
+on small inputs (Chen et al., 2017, Sec. 3.3, note it for rates near the map's size): on a
+112-pixel crop at output stride 16 the last stage is 7 x 7, so the 3x3 branches of dilations 12
+and 18 are 1x1 convolutions computed at 9 times their cost.
 
 :class:`TrimmedConv2d` computes only the taps that can see the input. Outputs and the gradients of
 the input and of every weight equal those of :class:`torch.nn.Conv2d` (the left-out taps' gradient
