@@ -42,5 +42,7 @@ class SeededSamples(torch.utils.data.Dataset):
         epoch, index = key
         data = self.load(index)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(sample_seed(self.seed, epoch, index))
+            # the CPU generator only: torch.manual_seed would also reseed every accelerator's
+            # generators (outside the fork) and, in a CUDA build, record a stack trace each call
+            torch.default_generator.manual_seed(sample_seed(self.seed, epoch, index))
             return self.augment(data)

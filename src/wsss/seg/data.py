@@ -112,7 +112,9 @@ class SeededSegSamples(torch.utils.data.Dataset):
         image_id = self.dataset.ids[index]
         data = self.load(image_id)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(sample_seed(self.seed, epoch, index))
+            # the CPU generator only: torch.manual_seed would also reseed every accelerator's
+            # generators (outside the fork) and, in a CUDA build, record a stack trace each call
+            torch.default_generator.manual_seed(sample_seed(self.seed, epoch, index))
             data = self.transform.pipeline(data)
         result = {k: v.as_subclass(torch.Tensor) for k, v in data.items()}
         result["mask"] = result["mask"].long()
