@@ -73,6 +73,7 @@ def run(
     ),
 ) -> None:
     """Run every stage; rerunning skips finished stages and finishes interrupted ones."""
+    from wsss.engine import init_distributed, shutdown_distributed
     from wsss.pipeline.stages import Context, pipeline_stages
 
     overrides = {"seed": seed, "data.train": train, "data.val": val, "data.size": size,
@@ -92,16 +93,21 @@ def run(
             rundir.config_path,
             hint="choose another --out, or rerun stages with --from",
         )
-    rundir.save_config(resolved)
-    ctx = Context(config=resolved, rundir=rundir, progress=not state.quiet)
+    info = init_distributed(resolved.get("device", "cpu"))  # under torchrun: join the group
+    if info.rank == 0:
+        rundir.save_config(resolved)
+    ctx = Context(config=resolved, rundir=rundir, progress=not state.quiet and info.rank == 0)
 
     def announce(stage: Stage, status: str) -> None:
-        if not state.quiet:
+        if not state.quiet and info.rank == 0:
             console.print(f"[bold]{stage.name}[/bold]: {status}")
 
-    run_stages(stages, ctx, rundir, start=start, only=only, on_stage=announce)
+    try:
+        run_stages(stages, ctx, rundir, start=start, only=only, on_stage=announce)
+    finally:
+        shutdown_distributed()
     report = rundir.path / "report.md"
-    if not state.quiet and report.is_file():
+    if not state.quiet and info.rank == 0 and report.is_file():
         from rich.markdown import Markdown
 
         # the title and the stage-by-stage table; the rest is in the files

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from wsss.engine.distributed import barrier, is_main_process
 from wsss.errors import WsssError
 from wsss.io.rundir import RunDir
 
@@ -46,19 +47,24 @@ def run_stages(
 ) -> dict[str, float]:
     """Run the selected stages; finished stages are skipped unless named by ``start``/``only``.
 
-    A stage's error is re-raised naming the stage. Returns seconds per stage run now.
+    A stage's error is re-raised naming the stage. Returns seconds per stage run now. Under
+    ``torchrun`` every process runs every selected stage (per-image stages shard their ids,
+    training stages use DDP) between barriers, and rank 0 alone writes the manifest.
     """
     selected = select_stages(stages, start=start, only=only)
     forced = {s.name for s in selected} if (start or only) else set()
     times: dict[str, float] = {}
     for stage in selected:
+        barrier()  # every process reads the manifest as the last stage left it
         if stage.name not in forced and rundir.stage_done(stage.name):
             if on_stage:
                 on_stage(stage, "skipped (done)")
             continue
         if on_stage:
             on_stage(stage, "running")
-        rundir.clear_stage(stage.name)
+        barrier()  # ... before rank 0 changes it
+        if is_main_process():
+            rundir.clear_stage(stage.name)
         start_time, start_cpu = time.perf_counter(), time.process_time()
         try:
             outputs = stage.run(context)
@@ -66,9 +72,11 @@ def run_stages(
             raise WsssError(
                 f"stage {stage.name!r} failed: {err.problem}", err.path, err.hint
             ) from err
+        barrier()  # the stage's files of every process exist before the next stage reads them
         times[stage.name] = time.perf_counter() - start_time
-        rundir.record_stage(stage.name, seconds=times[stage.name], outputs=outputs,
-                            cpu_seconds=time.process_time() - start_cpu)  # fmt: skip
+        if is_main_process():
+            rundir.record_stage(stage.name, seconds=times[stage.name], outputs=outputs,
+                                cpu_seconds=time.process_time() - start_cpu)  # fmt: skip
         if on_stage:
             on_stage(stage, f"done in {times[stage.name]:.1f} s")
     return times
