@@ -55,15 +55,13 @@ def run_stages(
     forced = {s.name for s in selected} if (start or only) else set()
     times: dict[str, float] = {}
     for stage in selected:
-        barrier()  # every process reads the manifest as the last stage left it
         if stage.name not in forced and rundir.stage_done(stage.name):
             if on_stage:
                 on_stage(stage, "skipped (done)")
             continue
         if on_stage:
             on_stage(stage, "running")
-        barrier()  # ... before rank 0 changes it
-        if is_main_process():
+        if is_main_process():  # only a stage about to run changes: every rank decides alike
             rundir.clear_stage(stage.name)
         start_time, start_cpu = time.perf_counter(), time.process_time()
         try:
