@@ -7,15 +7,15 @@ from typing import Any
 import torch
 
 from wsss.data.base import SegmentationDataset
-from wsss.engine.training import sample_seed
+from wsss.engine.training import sample_rng
 
 
 class SeededSamples(torch.utils.data.Dataset):
     """A dataset indexed by ``(epoch, index)``: sample ``index``, augmented under its own seed.
 
     Subclasses say how a sample is read (:meth:`load`) and augmented (:meth:`augment`); the
-    augmentation draws from torch's global generator, seeded here with
-    :func:`~wsss.engine.training.sample_seed` inside a forked RNG, so the result depends neither
+    augmentation draws from torch's global generator, seeded here by
+    :func:`~wsss.engine.training.sample_rng` (a forked RNG), so the result depends neither
     on the process nor on what ran before.
 
     Args:
@@ -41,8 +41,5 @@ class SeededSamples(torch.utils.data.Dataset):
     def __getitem__(self, key: tuple[int, int]) -> Any:
         epoch, index = key
         data = self.load(index)
-        with torch.random.fork_rng(devices=[]):
-            # the CPU generator only: torch.manual_seed would also reseed every accelerator's
-            # generators (outside the fork) and, in a CUDA build, record a stack trace each call
-            torch.default_generator.manual_seed(sample_seed(self.seed, epoch, index))
+        with sample_rng(self.seed, epoch, index):
             return self.augment(data)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import pickle
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,19 @@ def local_loss_weight(local_size: int, global_size: int, world: int) -> float:
 def sample_seed(seed: int, epoch: int, index: int) -> int:
     """The seed of sample ``index``'s augmentation in ``epoch`` (independent of the rank)."""
     return derived_seed(seed, epoch, 1, index)
+
+
+@contextmanager
+def sample_rng(seed: int, epoch: int, index: int) -> Iterator[None]:
+    """Torch's CPU generator seeded with :func:`sample_seed` inside, its state restored after.
+
+    The CPU generator only: ``torch.manual_seed`` would also reseed every accelerator's generators
+    (which ``fork_rng(devices=[])`` does not restore) and, in a CUDA build, format a stack trace
+    on each call.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(sample_seed(seed, epoch, index))
+        yield
 
 
 # -- optimisation ------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from torchvision import tv_tensors
 
 from wsss.data.base import SegmentationDataset
 from wsss.data.transforms import TrainTransform
-from wsss.engine.training import sample_seed
+from wsss.engine.training import sample_rng
 from wsss.errors import WsssError
 from wsss.io.images import read_label_png
 from wsss.io.palette import IGNORE_INDEX
@@ -111,10 +111,7 @@ class SeededSegSamples(torch.utils.data.Dataset):
         epoch, index = key
         image_id = self.dataset.ids[index]
         data = self.load(image_id)
-        with torch.random.fork_rng(devices=[]):
-            # the CPU generator only: torch.manual_seed would also reseed every accelerator's
-            # generators (outside the fork) and, in a CUDA build, record a stack trace each call
-            torch.default_generator.manual_seed(sample_seed(self.seed, epoch, index))
+        with sample_rng(self.seed, epoch, index):
             data = self.transform.pipeline(data)
         result = {k: v.as_subclass(torch.Tensor) for k, v in data.items()}
         result["mask"] = result["mask"].long()
