@@ -4,13 +4,14 @@ measured against it, in one process (docs/benchmark.md#time, issue 12).
     python bench/seg_step.py [--out bench/results/seg_step.json] [--runs 5] [--threads 2]
 
 The demo's step (configs/demo.yaml ``seg``): EfficientNet-Lite0 at output stride 16, head 128
-channels, a batch of 16 crops of 112 x 112, 11 classes, cross-entropy, momentum SGD; DeepLabV3+
-and ES-CRF (psi_p + psi_s on a superpixel map of 60 regions). Cases, each against the demo's
-float32 step of the same network: ``full_taps``, ASPP's dilated convolutions with all their taps
-(plain ``nn.Conv2d``: the step before :mod:`wsss.seg.dilated`, the same outputs); the head at 64
-channels; channels-last tensors; bfloat16 autocast (``torch.autocast("cpu")``); both. Weights are random (the speed does not depend on
-them). The cases alternate within each run, so that all see the same load; medians of
-``--runs`` runs of 3 steps, wall and CPU seconds per step (``time.process_time``, all threads).
+channels, a batch of 16 crops of 112 x 112, 11 classes, cross-entropy, momentum SGD; DeepLabV3+ and
+ES-CRF (psi_p + psi_s on a superpixel map of 60 regions). Cases, each against the demo's float32
+step of the same network: ``full_taps``, ASPP's dilated convolutions with all their taps (plain
+``nn.Conv2d``: the step before :mod:`wsss.seg.dilated`, the same outputs); the head at 64 channels;
+channels-last tensors; bfloat16 autocast (``torch.autocast("cpu")``); both. Weights are random (the
+speed does not depend on them). The cases alternate within each run, so that all see the same load;
+medians of ``--runs`` runs of 3 steps, wall and CPU seconds per step (``time.process_time``, all
+threads).
 
 ``demo_seg_floor_s``: the demo's three networks (DeepLabV3+ on pseudo labels, ES-CRF, DeepLabV3+
 on the ground truth) at 8 epochs of 500 images, batch 16 = 250 steps each, at the measured
