@@ -4,7 +4,8 @@
         [--train 500 --val 200 --size 128] [--backbone small|efficientnet_lite0]
         [--cam-epochs 30 --cam-crop 128 --cam-long-side 112 144 --cam-output-stride 16]
         [--cam-scales 1 0.5 1.5 2]   (default: the demo's cam.scales)
-        [--seg-epochs 8 --seg-batch-size 16 --seg-lr 2e-3 --seg-max-grad-norm 5] [--threads 2] [--skip seg,cam]
+        [--seg-epochs 8 --seg-batch-size 16 --seg-lr 2e-3 --seg-max-grad-norm 5]
+        [--seg-output-stride 16] [--seg-backbone-from CAM_RUN] [--threads 2] [--skip seg,cam]
 
 Generates the benchmark into ``<out>/data`` (or uses ``--root``), then measures, on properties of
 the data and of the classifier only (``wsss.synth.calibration``):
@@ -44,6 +45,7 @@ from wsss.cam.infer import load_trained as load_cam
 from wsss.cam.train import resolve_config as cam_config
 from wsss.cam.train import train as train_cam
 from wsss.data.synthetic import SyntheticSegmentation
+from wsss.engine import loop
 from wsss.io.atomic import atomic_write_text
 from wsss.models import backbones
 from wsss.pipeline.config import load_config
@@ -90,15 +92,27 @@ def overrides(args: argparse.Namespace, prefix: str) -> dict[str, Any]:
     return {k: v for k, v in given.items() if v is not None}
 
 
+def backbone_weights(cam_run: Path, out: Path) -> Path:
+    """``<out>/backbone_init.pt``: the backbone weights of a trained CAM network alone, in the
+    form a segmentation run's ``init`` reads (its ``backbone.*`` keys)."""
+    state = torch.load(loop.final_path(cam_run), map_location="cpu", weights_only=True)
+    weights = {k: v for k, v in state["model"].items() if k.startswith("backbone.")}
+    path = out / "backbone_init.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": weights}, path)
+    return path
+
+
 def run_seg(args: argparse.Namespace, root: Path, out: Path) -> dict[str, Any]:
     train, val = SyntheticSegmentation(root, "train"), SyntheticSegmentation(root, "val")
+    run = out / "seg_gt"
+    init = None if args.seg_backbone_from is None else backbone_weights(args.seg_backbone_from, run)
     config = seg_config(dataset="synthetic", root=root, split="train", labels=None,
                         model="deeplabv3plus", backbone=args.backbone, seed=args.seed,
                         pretrained=backbones.HAS_PRETRAINED[args.backbone],
                         head_channels=args.seg_head_channels,
-                        max_grad_norm=args.seg_max_grad_norm,
+                        max_grad_norm=args.seg_max_grad_norm, init=init,
                         **overrides(args, "seg"))  # fmt: skip
-    run = out / "seg_gt"
     _, cost = timed(lambda: train_seg(config, run / "train", dataset=train, progress=False))
     model, _ = load_seg(run / "train", "cpu")
     _, predict_cost = timed(lambda: predict_split(model, val, run / "val", progress=False))
@@ -178,6 +192,9 @@ def main() -> None:
     )
     parser.add_argument("--seg-max-grad-norm", type=float, default=None,
                         help="clip the total gradient norm (the demo: 5; None: none)")  # fmt: skip
+    parser.add_argument("--seg-backbone-from", type=Path, default=None,
+                        help="a CAM run (or its final.pt): the segmentation network's backbone "
+                        "starts from its weights instead of ImageNet's")  # fmt: skip
     parser.add_argument("--skip", default="", help="comma-separated steps to skip")
     parser.add_argument("--cam-scales", type=float, nargs="+", default=list(CAM_SCALES),
                         help="CAM inference scales (flip always)")  # fmt: skip

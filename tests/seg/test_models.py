@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from wsss.errors import WsssError
+from wsss.seg.config import resolve_config
 from wsss.seg.deeplab import DeepLabV2, DeepLabV3Plus
 from wsss.seg.escrf import ESCRF
 from wsss.seg.registry import SEG_MODELS, create_seg_model
@@ -58,3 +60,26 @@ def test_deeplabv3plus_resnet50_tiny_input():
     v2.train()
     bn = v2.backbone.stages[0][1]
     assert not bn.training and not bn.weight.requires_grad
+
+
+@pytest.mark.parametrize(
+    ("stride", "rates"), [(8, (12, 24, 36)), (16, (6, 12, 18)), (32, (3, 6, 9))]
+)
+def test_deeplabv3plus_lite0_aspp_rates_follow_the_output_stride(stride: int, rates: tuple):
+    model = create_seg_model("deeplabv3plus", backbone="efficientnet_lite0", num_classes=3,
+                             output_stride=stride, head_channels=16).eval()  # fmt: skip
+    assert model.backbone.output_stride == stride
+    assert tuple(model.aspp.convs[1 + i][0].dilation[0] for i in range(3)) == rates
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 64, 64)).shape == (1, 3, 64, 64)
+
+
+def test_output_stride_32_only_where_the_backbone_has_it(tmp_path):
+    config = resolve_config(dataset="synthetic", root=tmp_path, backbone="efficientnet_lite0",
+                            output_stride=32)  # fmt: skip
+    assert config.output_stride == 32
+    with pytest.raises(WsssError, match="'resnet50' has no output stride 32; valid: 8, 16"):
+        resolve_config(dataset="synthetic", root=tmp_path, backbone="resnet50", output_stride=32)
+    with pytest.raises(WsssError, match="no output stride 4; valid: 8, 16, 32"):
+        resolve_config(dataset="synthetic", root=tmp_path, backbone="efficientnet_lite0",
+                       output_stride=4)  # fmt: skip

@@ -42,7 +42,7 @@ class TrainConfig(SavedConfig):
         split: Training split.
         model: Key of :data:`MODELS`.
         backbone: Key of :data:`~wsss.models.backbones.BACKBONES`.
-        output_stride: 8 or 16.
+        output_stride: 8 or 16 (32 on EfficientNet-Lite0).
         pretrained: Start from ImageNet weights.
         freeze_bn: BatchNorm in eval mode with fixed affine parameters.
         freeze_stem: Leave the backbone's leading stages untrained (ResNet: conv1, layer1-2).
@@ -123,7 +123,7 @@ def resolve_config(
     """
     if model not in MODELS:
         raise WsssError(f"unknown model {model!r}; valid names: {', '.join(sorted(MODELS))}")
-    backbones.check_backbone(backbone)
+    backbones.check_backbone(backbone, output_stride=output_stride)
     preset = PRESETS[backbones.recipe_family(backbone, "irnet")]
     given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
              "crop": crop, "long_side": long_side, "freeze_bn": freeze_bn,

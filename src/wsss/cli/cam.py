@@ -71,7 +71,9 @@ def train_cam(
         help="resnet50, resnet101, vgg16, efficientnet_lite0 or small (default: resnet50; "
         "group: vgg16).",
     ),
-    output_stride: int | None = typer.Option(None, help="8 or 16 (default per backbone)."),
+    output_stride: int | None = typer.Option(
+        None, help="8 or 16, 32 on efficientnet_lite0 (default per backbone)."
+    ),
     pretrained: bool | None = typer.Option(
         None, "--pretrained/--no-pretrained", help="ImageNet weights (default: yes, except small)."
     ),

@@ -28,7 +28,9 @@ def train_seg(
     backbone: str = typer.Option(
         "resnet101", help="resnet50, resnet101, efficientnet_lite0 or small."
     ),
-    output_stride: int | None = typer.Option(None, help="8 or 16 (default per model)."),
+    output_stride: int | None = typer.Option(
+        None, help="8 or 16, 32 on efficientnet_lite0 (default per model)."
+    ),
     pretrained: bool = typer.Option(
         False, "--pretrained/--no-pretrained", help="ImageNet weights (torchvision download)."
     ),

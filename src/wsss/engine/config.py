@@ -67,8 +67,8 @@ def recipe_checks(config: Any) -> list[tuple[bool, str]]:
         ("crop", lambda c: c.crop >= 8, "crop must be >= 8, got {0.crop}"),
         ("long_side", lambda c: 1 <= c.long_side[0] <= c.long_side[1], "bad long side {0.long_side}"),
         ("seed", lambda c: c.seed >= 0, "seed must be non-negative, got {0.seed}"),
-        ("output_stride", lambda c: c.output_stride in (None, 8, 16),
-         "output stride must be 8 or 16, not {0.output_stride}"),
+        ("output_stride", lambda c: c.output_stride in (None, 8, 16, 32),
+         "output stride must be 8, 16 or 32, not {0.output_stride}"),
     ]  # fmt: skip
     return [(ok(config), text.format(config)) for name, ok, text in checks if name in has]
 

@@ -325,6 +325,12 @@ BACKBONES: dict[str, Callable[..., Backbone]] = {
 DEFAULT_OUTPUT_STRIDES: dict[str, int] = {"resnet50": 16, "resnet101": 16, "vgg16": 8, "small": 8,
                                           "efficientnet_lite0": 16}  # fmt: skip
 
+#: Output strides each backbone can be built at (Lite0 also at 32: the undilated ImageNet network).
+BACKBONE_OUTPUT_STRIDES: dict[str, tuple[int, ...]] = {
+    "resnet50": OUTPUT_STRIDES, "resnet101": OUTPUT_STRIDES, "vgg16": OUTPUT_STRIDES,
+    "small": OUTPUT_STRIDES, "efficientnet_lite0": (*OUTPUT_STRIDES, 32),
+}  # fmt: skip
+
 #: Whether a backbone has ImageNet weights (and uses them by default).
 HAS_PRETRAINED: dict[str, bool] = {"resnet50": True, "resnet101": True, "vgg16": True,
                                    "small": False, "efficientnet_lite0": True}  # fmt: skip
@@ -339,13 +345,19 @@ def recipe_family(name: str, paper: str) -> str:
     return RECIPE_FAMILIES.get(name, paper)
 
 
-def check_backbone(name: str, *, pretrained: bool = False) -> None:
-    """Raise a one-line :class:`~wsss.errors.WsssError` for an unknown backbone, or for ImageNet
-    weights asked of one that has none."""
+def check_backbone(
+    name: str, *, pretrained: bool = False, output_stride: int | None = None
+) -> None:
+    """Raise a one-line :class:`~wsss.errors.WsssError` for an unknown backbone, for ImageNet
+    weights asked of one that has none, or for an output stride it cannot be built at."""
     if name not in BACKBONES:
         raise WsssError(f"unknown backbone {name!r}; valid names: {', '.join(sorted(BACKBONES))}")
     if pretrained and not HAS_PRETRAINED[name]:
         raise WsssError(f"backbone {name!r} has no pretrained weights: use --no-pretrained")
+    strides = BACKBONE_OUTPUT_STRIDES[name]
+    if output_stride is not None and output_stride not in strides:
+        raise WsssError(f"backbone {name!r} has no output stride {output_stride}; valid: "
+                        f"{', '.join(map(str, strides))}")  # fmt: skip
 
 
 def create_backbone(
@@ -358,7 +370,8 @@ def create_backbone(
         name: A key of :data:`BACKBONES`.
         pretrained: Load ImageNet weights (torchvision downloads them on first use;
             ``efficientnet_lite0`` reads them from its installed package).
-        output_stride: 8 or 16; None takes :data:`DEFAULT_OUTPUT_STRIDES` ``[name]``.
+        output_stride: One of :data:`BACKBONE_OUTPUT_STRIDES` ``[name]``; None takes
+            :data:`DEFAULT_OUTPUT_STRIDES` ``[name]``.
         weights: With ``pretrained``: the weights file or a folder holding it (default: torch's
             cache, downloaded into it when missing; :mod:`wsss.models.weights`).
 

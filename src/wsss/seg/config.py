@@ -27,7 +27,7 @@ class SegConfig(SavedConfig):
         labels: Folder of pseudo-label PNGs, or None to train on the ground truth.
         model: Key of :data:`~wsss.seg.registry.SEG_MODELS`.
         backbone: Key of :data:`~wsss.models.backbones.BACKBONES`.
-        output_stride: 8 or 16, or None for the head's default.
+        output_stride: 8 or 16 (32 on EfficientNet-Lite0), or None for the head's default.
         pretrained: Start from ImageNet weights.
         freeze_bn: Backbone BatchNorm fixed (DeepLab-v2 recipe).
         epochs: Number of epochs.
@@ -152,7 +152,7 @@ def resolve_config(
     """
     if model not in SEG_MODELS:
         raise WsssError(f"unknown model {model!r}; valid names: {', '.join(sorted(SEG_MODELS))}")
-    backbones.check_backbone(backbone)
+    backbones.check_backbone(backbone, output_stride=output_stride)
     preset = PRESETS[preset_name(model, backbone)]
     given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
              "crop": crop, "long_side": long_side, "freeze_bn": freeze_bn,

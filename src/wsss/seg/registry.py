@@ -41,13 +41,17 @@ DEFAULT_SEG_OUTPUT_STRIDES: dict[str, int] = {
 }  # fmt: skip
 
 
+#: DeepLabV3's ASPP dilations by output stride: (6, 12, 18) at 16, doubled at 8, halved at 32.
+ASPP_RATES: dict[int, tuple[int, int, int]] = {8: (12, 24, 36), 16: (6, 12, 18), 32: (3, 6, 9)}
+
+
 def _v3plus_sizes(backbone: Backbone, head_channels: int | None = None) -> dict[str, Any]:
     """DeepLabV3+'s sizes on ``backbone``; ``head_channels`` narrows ASPP and the decoder of a
     full-size backbone (None: the paper's 256)."""
     if backbone.stage_channels[-1] <= 256:  # the small backbone
         return {"rates": (3, 6, 9), "aspp_channels": 64, "low_level_channels": 16,
                 "decoder_channels": 64, "group_norm": True}  # fmt: skip
-    rates = (6, 12, 18) if backbone.output_stride == 16 else (12, 24, 36)
+    rates = ASPP_RATES[backbone.output_stride]
     if head_channels is None:
         return {"rates": rates}
     return {"rates": rates, "aspp_channels": head_channels, "decoder_channels": head_channels}
