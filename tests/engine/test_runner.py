@@ -47,3 +47,17 @@ def test_from_and_only(tmp_path: Path):
     assert calls == ["a"]
     with pytest.raises(WsssError, match="unknown stage 'z'"):
         select_stages(_stages([]), only="z")
+
+
+def test_main_only_stages_run_on_rank_zero_alone(tmp_path: Path, monkeypatch):
+    calls: list[str] = []
+    stages = _stages(calls)
+    stages[1] = Stage("b", stages[1].run, main_only=True)
+    run_stages(stages, None, RunDir(tmp_path / "rank0"))
+    assert calls == ["a", "b", "c"]
+    calls.clear()
+    monkeypatch.setattr("wsss.engine.runner.is_main_process", lambda: False)
+    other = RunDir(tmp_path / "rank1")
+    run_stages(stages, None, other)
+    assert calls == ["a", "c"]  # rank 1 skips "b" and, like every rank but 0, records nothing
+    assert not other.stage_done("a")

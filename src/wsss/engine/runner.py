@@ -14,11 +14,16 @@ from wsss.io.rundir import RunDir
 
 @dataclass(frozen=True)
 class Stage:
-    """A named step of the pipeline; ``run`` returns a JSON-ready summary of its outputs."""
+    """A named step of the pipeline; ``run`` returns a JSON-ready summary of its outputs.
+
+    ``main_only``: under ``torchrun`` only rank 0 runs it (a stage with no per-image sharding and
+    no collective operation, whose files every process would otherwise write alike).
+    """
 
     name: str
     run: Callable[[Any], dict[str, Any]]
     help: str = ""
+    main_only: bool = False
 
 
 def select_stages(
@@ -49,7 +54,8 @@ def run_stages(
 
     A stage's error is re-raised naming the stage. Returns seconds per stage run now. Under
     ``torchrun`` every process runs every selected stage (per-image stages shard their ids,
-    training stages use DDP) between barriers, and rank 0 alone writes the manifest.
+    training stages use DDP) but the ``main_only`` ones, between barriers, and rank 0 alone writes
+    the manifest.
     """
     selected = select_stages(stages, start=start, only=only)
     forced = {s.name for s in selected} if (start or only) else set()
@@ -65,7 +71,7 @@ def run_stages(
             rundir.clear_stage(stage.name)
         start_time, start_cpu = time.perf_counter(), time.process_time()
         try:
-            outputs = stage.run(context)
+            outputs = stage.run(context) if is_main_process() or not stage.main_only else {}
         except WsssError as err:
             raise WsssError(
                 f"stage {stage.name!r} failed: {err.problem}", err.path, err.hint

@@ -104,7 +104,12 @@ def stage_report(ctx: Context) -> dict[str, Any]:
 
 
 STAGES: list[Stage] = [
-    Stage("data", stage_data, "generate the shipped benchmark (or check the dataset root)"),
+    Stage(
+        "data",
+        stage_data,
+        "generate the shipped benchmark (or check the dataset root)",
+        main_only=True,
+    ),
     Stage("colour_baseline", stage_colour_baseline, "colour-only reference classifier"),
     Stage("train_cam", stage_train_cam, "train the CAM classifier on image-level labels"),
     Stage("cam", stage_cam, "multi-scale CAMs of the training images"),
@@ -122,7 +127,7 @@ STAGES: list[Stage] = [
     ),
     Stage("predict_seg", stage_predict_seg, "val label maps of the segmentation networks"),
     Stage("evaluate", stage_evaluate, "mIoU and boundary F of every method on val"),
-    Stage("report", stage_report, "report.md, metrics.json, figures"),
+    Stage("report", stage_report, "report.md, metrics.json, figures", main_only=True),
 ]
 
 #: Every stage by name: those of :data:`STAGES` and the ones only some chains run.
