@@ -83,3 +83,16 @@ def test_output_stride_32_only_where_the_backbone_has_it(tmp_path):
     with pytest.raises(WsssError, match="no output stride 4; valid: 8, 16, 32"):
         resolve_config(dataset="synthetic", root=tmp_path, backbone="efficientnet_lite0",
                        output_stride=4)  # fmt: skip
+
+
+def test_cam_and_group_recipes_check_the_output_stride_too(tmp_path):
+    from wsss.cam.train import resolve_config as cam_config
+    from wsss.group.config import resolve_group_config
+
+    assert cam_config(dataset="synthetic", root=tmp_path, backbone="efficientnet_lite0",
+                      output_stride=32).output_stride == 32  # fmt: skip
+    with pytest.raises(WsssError, match="'resnet50' has no output stride 32"):
+        cam_config(dataset="synthetic", root=tmp_path, backbone="resnet50", output_stride=32)
+    with pytest.raises(WsssError, match="'vgg16' has no output stride 32"):
+        resolve_group_config(dataset="synthetic", root=tmp_path, backbone="vgg16",
+                             output_stride=32)  # fmt: skip

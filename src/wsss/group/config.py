@@ -41,7 +41,7 @@ class GroupTrainConfig(SavedConfig):
         root: Dataset root (None: the dataset's environment variable).
         split: Training split.
         backbone: Key of :data:`~wsss.models.backbones.BACKBONES` (paper: ``vgg16``).
-        output_stride: 8 or 16.
+        output_stride: 8 or 16 (32 on EfficientNet-Lite0).
         pretrained: Start from ImageNet weights.
         freeze_bn: Backbone BatchNorms in eval mode with fixed affine parameters.
         group_size: Images per group ``K`` (4).
@@ -189,4 +189,5 @@ def _validate(config: GroupTrainConfig, *, check_init: bool = True) -> None:
         (0 <= config.delta_r <= 1 and 0 <= config.delta_d <= 1, "delta_r and delta_d must lie in [0, 1]"),
         (not check_init or config.init is None or Path(config.init).is_file(), f"init checkpoint not found: {config.init}"),
     ])  # fmt: skip
-    backbones.check_backbone(config.backbone, pretrained=config.pretrained)
+    backbones.check_backbone(config.backbone, pretrained=config.pretrained,
+                             output_stride=config.output_stride)  # fmt: skip
