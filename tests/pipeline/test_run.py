@@ -46,11 +46,18 @@ def test_every_stage_runs_and_reports(finished_run: Path) -> None:
         assert (finished_run / "figures" / figure).stat().st_size > 1000, figure
 
 
-def test_rerun_skips_finished_stages(finished_run: Path, tiny_args: list[str], monkeypatch) -> None:
+def test_rerun_skips_finished_stages(
+    finished_run: Path, tiny_args: list[str], monkeypatch, capsys
+) -> None:
     before = (finished_run / "cam_train" / "final.pt").stat().st_mtime_ns
     args = ["run", "--config", "demo", "--out", str(finished_run), *tiny_args]
     assert run_wsss(args, monkeypatch) == 0
     assert (finished_run / "cam_train" / "final.pt").stat().st_mtime_ns == before
+    capsys.readouterr()
+    assert run_wsss(args, monkeypatch, quiet=False) == 0
+    assert "skipped (done)" in capsys.readouterr().out
+    assert run_wsss([*args, "--quiet"], monkeypatch, quiet=False) == 0  # `wsss run --quiet`
+    assert capsys.readouterr().out == ""
 
 
 def test_other_configuration_is_refused(

@@ -71,6 +71,7 @@ def run(
     settings: list[str] = typer.Option(
         [], "--set", help="KEY=VALUE override of any dotted key (YAML value), e.g. cam.epochs=5."
     ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Same as `wsss --quiet`."),
 ) -> None:
     """Run every stage; rerunning skips finished stages and finishes interrupted ones."""
     from wsss.engine import init_distributed, shutdown_distributed
@@ -96,10 +97,11 @@ def run(
     info = init_distributed(resolved.get("device", "cpu"))  # under torchrun: join the group
     if info.rank == 0:
         rundir.save_config(resolved)
-    ctx = Context(config=resolved, rundir=rundir, progress=not state.quiet and info.rank == 0)
+    verbose = not (state.quiet or quiet) and info.rank == 0
+    ctx = Context(config=resolved, rundir=rundir, progress=verbose)
 
     def announce(stage: Stage, status: str) -> None:
-        if not state.quiet and info.rank == 0:
+        if verbose:
             console.print(f"[bold]{stage.name}[/bold]: {status}")
 
     try:
@@ -107,7 +109,7 @@ def run(
     finally:
         shutdown_distributed()
     report = rundir.path / "report.md"
-    if not state.quiet and info.rank == 0 and report.is_file():
+    if verbose and report.is_file():
         from rich.markdown import Markdown
 
         # the title and the stage-by-stage table; the rest is in the files
