@@ -123,7 +123,7 @@ def resolve_config(
     """
     if model not in MODELS:
         raise WsssError(f"unknown model {model!r}; valid names: {', '.join(sorted(MODELS))}")
-    backbones.check_backbone(backbone, output_stride=output_stride)
+    backbones.check_backbone(backbone)
     preset = PRESETS[backbones.recipe_family(backbone, "irnet")]
     given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
              "crop": crop, "long_side": long_side, "freeze_bn": freeze_bn,
@@ -138,7 +138,8 @@ def resolve_config(
         flip=flip, color_jitter=color_jitter, seed=seed, **fill_preset(preset, given),
     )  # fmt: skip
     raise_first(recipe_checks(config))
-    backbones.check_backbone(backbone, pretrained=config.pretrained)
+    backbones.check_backbone(backbone, pretrained=config.pretrained,
+                             output_stride=config.output_stride)  # fmt: skip
     return config
 
 

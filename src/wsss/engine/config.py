@@ -58,7 +58,8 @@ def fill_preset(preset: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]
 
 def recipe_checks(config: Any) -> list[tuple[bool, str]]:
     """The checks every training recipe shares, for the fields ``config`` has (epochs, batch
-    size, lr, crop, long side, seed, output stride; an output stride of None is the default)."""
+    size, lr, crop, long side, seed). The output stride depends on the backbone:
+    :func:`wsss.models.backbones.check_backbone` checks it."""
     has = {f.name for f in dataclasses.fields(config)}
     checks = [
         ("epochs", lambda c: c.epochs >= 1, "epochs must be >= 1, got {0.epochs}"),
@@ -67,8 +68,6 @@ def recipe_checks(config: Any) -> list[tuple[bool, str]]:
         ("crop", lambda c: c.crop >= 8, "crop must be >= 8, got {0.crop}"),
         ("long_side", lambda c: 1 <= c.long_side[0] <= c.long_side[1], "bad long side {0.long_side}"),
         ("seed", lambda c: c.seed >= 0, "seed must be non-negative, got {0.seed}"),
-        ("output_stride", lambda c: c.output_stride in (None, 8, 16, 32),
-         "output stride must be 8, 16 or 32, not {0.output_stride}"),
     ]  # fmt: skip
     return [(ok(config), text.format(config)) for name, ok, text in checks if name in has]
 

@@ -94,10 +94,9 @@ class Backbone(nn.Module):
 
 
 def _check_stride(name: str, output_stride: int) -> None:
-    if output_stride not in OUTPUT_STRIDES:
-        raise ValueError(
-            f"{name}: output_stride must be one of {OUTPUT_STRIDES}, got {output_stride}"
-        )
+    strides = BACKBONE_OUTPUT_STRIDES[name]
+    if output_stride not in strides:
+        raise ValueError(f"{name}: output_stride must be one of {strides}, got {output_stride}")
 
 
 # -- ResNet --------------------------------------------------------------------------------------
@@ -291,8 +290,7 @@ def efficientnet_lite0_backbone(
     """
     from wsss.models.efficientnet_lite import efficientnet_lite0
 
-    if output_stride != 32:
-        _check_stride("efficientnet_lite0", output_stride)
+    _check_stride("efficientnet_lite0", output_stride)
     stages, channels, strides = efficientnet_lite0(pretrained=pretrained,
                                                    output_stride=output_stride,
                                                    weights=weights)  # fmt: skip

@@ -152,7 +152,7 @@ def resolve_config(
     """
     if model not in SEG_MODELS:
         raise WsssError(f"unknown model {model!r}; valid names: {', '.join(sorted(SEG_MODELS))}")
-    backbones.check_backbone(backbone, output_stride=output_stride)
+    backbones.check_backbone(backbone)
     preset = PRESETS[preset_name(model, backbone)]
     given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
              "crop": crop, "long_side": long_side, "freeze_bn": freeze_bn,
@@ -186,4 +186,5 @@ def _validate(config: SegConfig) -> None:
         (config.max_grad_norm is None or config.max_grad_norm > 0,
          f"max_grad_norm must be positive, got {config.max_grad_norm}"),
     ])  # fmt: skip
-    backbones.check_backbone(config.backbone, pretrained=config.pretrained)
+    backbones.check_backbone(config.backbone, pretrained=config.pretrained,
+                             output_stride=config.output_stride)  # fmt: skip
